@@ -1,0 +1,3 @@
+module github.com/obo-gateway/obo-gateway
+
+go 1.26
