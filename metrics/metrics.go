@@ -1,0 +1,145 @@
+// Package metrics defines the gateway's Prometheus collectors. Every
+// collector lives on the Registry of one Metrics value (no global state), and
+// no label ever carries a token, a user id or a request path: labels are
+// route names from the configuration and small fixed vocabularies.
+package metrics
+
+import (
+	"net/http"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "obo_gateway"
+
+// Metrics holds the gateway's collectors.
+type Metrics struct {
+	// Registry is where all collectors are registered; serve it with Handler.
+	Registry *prometheus.Registry
+
+	// Requests counts answered requests by route, method and status class
+	// ("2xx", "4xx", ...). Requests that match no route use route "none".
+	Requests *prometheus.CounterVec
+	// RequestDuration observes the time to answer a request, by route.
+	RequestDuration *prometheus.HistogramVec
+	// InFlight is the number of requests being served.
+	InFlight prometheus.Gauge
+	// InboundRejections counts refused inbound tokens by reason (missing,
+	// malformed, algorithm, signature, expired, not_yet_valid, issuer,
+	// audience, scope, app_only).
+	InboundRejections *prometheus.CounterVec
+	// Exchanges counts token requests to the authority by route, flow and
+	// outcome (success, interaction_required, invalid_client,
+	// invalid_grant, authority_error, timeout, unavailable).
+	Exchanges *prometheus.CounterVec
+	// ExchangeDuration observes the duration of token requests by route
+	// and flow.
+	ExchangeDuration *prometheus.HistogramVec
+	// CacheLookups counts token B lookups by route and result (hit, miss,
+	// shared).
+	CacheLookups *prometheus.CounterVec
+	// CacheEvictions counts entries evicted to stay within the memory bound.
+	CacheEvictions prometheus.Counter
+	// CacheChallengeEvictions counts entries dropped because the downstream
+	// API answered with a claims challenge, by route.
+	CacheChallengeEvictions *prometheus.CounterVec
+	// DownstreamErrors counts requests that could not be proxied to the
+	// downstream API, by route.
+	DownstreamErrors *prometheus.CounterVec
+	// BadRequests counts requests refused before authentication by reason
+	// (no_route, bad_path).
+	BadRequests *prometheus.CounterVec
+}
+
+// New returns Metrics registered on a new Registry, together with the Go
+// runtime and process collectors and obo_gateway_build_info.
+func New(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "requests_total",
+			Help: "Requests answered, by route, method and status class.",
+		}, []string{"route", "method", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "request_duration_seconds",
+			Help:    "Time to answer a request, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "requests_in_flight",
+			Help: "Requests being served.",
+		}),
+		InboundRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "inbound_rejections_total",
+			Help: "Inbound tokens refused, by reason.",
+		}, []string{"reason"}),
+		Exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "exchanges_total",
+			Help: "Token requests to the authority, by route, flow and outcome.",
+		}, []string{"route", "flow", "outcome"}),
+		ExchangeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "exchange_duration_seconds",
+			Help:    "Duration of token requests to the authority, by route and flow.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "flow"}),
+		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_lookups_total",
+			Help: "Token B cache lookups, by route and result (hit, miss, shared).",
+		}, []string{"route", "result"}),
+		CacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_evictions_total",
+			Help: "Token B cache entries evicted to stay within cache.max_bytes.",
+		}),
+		CacheChallengeEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_challenge_evictions_total",
+			Help: "Token B cache entries dropped after a downstream claims challenge, by route.",
+		}, []string{"route"}),
+		DownstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "downstream_errors_total",
+			Help: "Requests that could not be proxied to the downstream API, by route.",
+		}, []string{"route"}),
+		BadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "bad_requests_total",
+			Help: "Requests refused before authentication, by reason.",
+		}, []string{"reason"}),
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; labels carry the gateway's version and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion()},
+	})
+	build.Set(1)
+	reg.MustRegister(
+		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
+		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions,
+		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// StatusClass returns "1xx" … "5xx" for an HTTP status code.
+func StatusClass(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}

@@ -1,0 +1,229 @@
+package obo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Grant types and parameters of the token requests.
+const (
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantClientCredentials = "client_credentials"
+)
+
+// DefaultTimeout bounds one token request when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Config configures a Client.
+type Config struct {
+	// ClientID is the application (client) id of API A, the gateway's own
+	// identity. Required.
+	ClientID string
+	// TokenEndpoint is the authority's token endpoint. Required.
+	TokenEndpoint string
+	// Credential authenticates the gateway to the token endpoint. Required.
+	Credential Credential
+	// HTTPClient sends the requests; nil means a client with its own
+	// transport. Its Timeout, if any, applies in addition to Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds each token request, including reading the answer.
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Now returns the current time; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Client asks one authority's token endpoint for tokens. It is safe for
+// concurrent use.
+type Client struct {
+	cfg Config
+}
+
+// NewClient checks cfg and returns a Client.
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("obo: Config.ClientID is empty")
+	}
+	if cfg.Credential == nil {
+		return nil, errors.New("obo: Config.Credential is nil")
+	}
+	if _, err := url.ParseRequestURI(cfg.TokenEndpoint); err != nil {
+		return nil, fmt.Errorf("obo: Config.TokenEndpoint: %w", err)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Transport: NewTransport()}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// NewTransport returns the HTTP transport the gateway uses to talk to the
+// authority: keep-alive connections, HTTP/2 when offered, and bounded
+// connection set-up.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	t.ResponseHeaderTimeout = 0 // bounded by the per-request context instead
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+// Token is token B as the authority issued it.
+type Token struct {
+	// AccessToken is the token itself. Never log it.
+	AccessToken string
+	// TokenType is the scheme to present it with, normally "Bearer".
+	TokenType string
+	// Scope is the space-separated scope set the token was issued for.
+	Scope string
+	// IssuedAt is when the answer was received.
+	IssuedAt time.Time
+	// ExpiresAt is IssuedAt plus expires_in.
+	ExpiresAt time.Time
+	// ExtExpiresAt is IssuedAt plus ext_expires_in (Entra's extended
+	// lifetime during outages), or zero when absent.
+	ExtExpiresAt time.Time
+	// RefreshIn is the authority's advice on when to renew the token
+	// (refresh_in), or zero when absent.
+	RefreshIn time.Duration
+}
+
+// OnBehalfOf exchanges assertion (token A, the user's token for API A) for a
+// token for scopes, with the On-Behalf-Of grant. A refresh token in the
+// answer is discarded: the gateway always exchanges token A again.
+func (c *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (*Token, error) {
+	if assertion == "" {
+		return nil, errors.New("obo: on-behalf-of: empty assertion")
+	}
+	form := url.Values{
+		"grant_type":          {GrantJWTBearer},
+		"assertion":           {assertion},
+		"requested_token_use": {"on_behalf_of"},
+	}
+	return c.token(ctx, form, scopes)
+}
+
+// ClientCredentials asks for an app-only token for scopes (each of the form
+// "<resource>/.default") with the client credentials grant.
+func (c *Client) ClientCredentials(ctx context.Context, scopes []string) (*Token, error) {
+	return c.token(ctx, url.Values{"grant_type": {GrantClientCredentials}}, scopes)
+}
+
+func (c *Client) token(ctx context.Context, form url.Values, scopes []string) (*Token, error) {
+	if len(scopes) == 0 {
+		return nil, errors.New("obo: no scopes requested")
+	}
+	form.Set("client_id", c.cfg.ClientID)
+	form.Set("scope", strings.Join(scopes, " "))
+	if err := c.cfg.Credential.Apply(ctx, c.cfg.TokenEndpoint, form); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("obo: token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+
+	res, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &UnavailableError{Op: "token", Err: err}
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxDocumentBytes))
+	if err != nil {
+		return nil, &UnavailableError{Op: "token", Err: err}
+	}
+	now := c.cfg.Now()
+	if res.StatusCode != http.StatusOK {
+		return nil, parseError(res, body, now)
+	}
+	return parseToken(body, now)
+}
+
+// seconds decodes a JSON number or a numeric string (Entra's v1 endpoint
+// sends expires_in as a string).
+type seconds int64
+
+func (s *seconds) UnmarshalJSON(b []byte) error {
+	b = bytes.Trim(b, `"`)
+	if len(b) == 0 || string(b) == "null" {
+		*s = 0
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f < 0 || f > 1e9 {
+		return fmt.Errorf("not a number of seconds: %q", b)
+	}
+	*s = seconds(f)
+	return nil
+}
+
+type tokenResponse struct {
+	TokenType    string  `json:"token_type"`
+	Scope        string  `json:"scope"`
+	ExpiresIn    seconds `json:"expires_in"`
+	ExtExpiresIn seconds `json:"ext_expires_in"`
+	RefreshIn    seconds `json:"refresh_in"`
+	AccessToken  string  `json:"access_token"`
+}
+
+func parseToken(body []byte, now time.Time) (*Token, error) {
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return nil, fmt.Errorf("obo: decode token response: %w", err)
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("obo: token response has no access_token")
+	}
+	if tr.ExpiresIn <= 0 {
+		return nil, errors.New("obo: token response has no positive expires_in")
+	}
+	if tr.TokenType == "" {
+		tr.TokenType = "Bearer"
+	}
+	t := &Token{
+		AccessToken: tr.AccessToken,
+		TokenType:   tr.TokenType,
+		Scope:       tr.Scope,
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(time.Duration(tr.ExpiresIn) * time.Second),
+		RefreshIn:   time.Duration(tr.RefreshIn) * time.Second,
+	}
+	if tr.ExtExpiresIn > 0 {
+		t.ExtExpiresAt = now.Add(time.Duration(tr.ExtExpiresIn) * time.Second)
+	}
+	return t, nil
+}
+
+func parseError(res *http.Response, body []byte, now time.Time) *Error {
+	e := &Error{}
+	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if err := json.Unmarshal(body, e); err != nil || (e.Code == "" && mt != "application/json") {
+		// Not an OAuth error document (a proxy's HTML page, say): keep the
+		// status only; the body may echo anything.
+		e = &Error{Code: "", Description: fmt.Sprintf("non-OAuth answer (%s)", mt)}
+	}
+	e.StatusCode = res.StatusCode
+	e.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), now)
+	return e
+}

@@ -1,0 +1,14 @@
+// Package obo is the gateway's client of the authority: it reads the
+// authority's OpenID Connect discovery document, and it asks the token
+// endpoint for token B with the OAuth 2.0 On-Behalf-Of grant (RFC 7523 JWT
+// bearer, as the Microsoft identity platform implements it) or with the
+// client credentials grant.
+//
+// A refusal by the authority is returned as an *Error that keeps every field
+// of the authority's error document, so callers can relay an MFA or
+// conditional-access claims challenge to the client unchanged. A failure to
+// reach the authority at all is returned as an *UnavailableError.
+//
+// Nothing in this package logs, and no error it returns contains token A,
+// token B or the client credential.
+package obo

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// bearerToken returns the token of the request's single
+// "Authorization: Bearer <token>" header. The scheme is matched
+// case-insensitively (RFC 7235); the token must be an RFC 6750 b64token.
+// It returns a *RejectError when the header is missing, repeated or malformed.
+func bearerToken(h http.Header) (string, error) {
+	values := h.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token"}
+	case 1:
+	default:
+		return "", reject(ReasonMalformed, "more than one Authorization header")
+	}
+	return parseBearer(values[0])
+}
+
+// parseBearer parses the value of one Authorization header.
+func parseBearer(v string) (string, error) {
+	const scheme = "bearer"
+	if v == "" {
+		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token"}
+	}
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || v[len(scheme)] != ' ' {
+		return "", reject(ReasonMalformed, "authorization scheme is not Bearer")
+	}
+	tok := strings.TrimLeft(v[len(scheme):], " ")
+	if tok == "" {
+		return "", reject(ReasonMalformed, "empty bearer token")
+	}
+	if !isB64Token(tok) {
+		return "", reject(ReasonMalformed, "bearer token contains characters outside the b64token set")
+	}
+	return tok, nil
+}
+
+// isB64Token reports whether s matches RFC 6750's
+// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}

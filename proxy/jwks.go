@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrUnknownKey is returned by KeySet.Key when the authority publishes no
+// key with the requested id, even after a refetch.
+var ErrUnknownKey = errors.New("no published key has this id")
+
+// ErrKeysUnavailable is returned by KeySet.Key while no key set has been
+// fetched yet.
+var ErrKeysUnavailable = errors.New("the authority's key set has not been fetched")
+
+// KeySetConfig configures a KeySet.
+type KeySetConfig struct {
+	// URL is the authority's jwks_uri. Required.
+	URL string
+	// HTTPClient fetches the key set; it should carry a timeout. Required.
+	HTTPClient *http.Client
+	// Refresh is the background refresh interval. Zero means one hour.
+	Refresh time.Duration
+	// MinRefetch is the least time between two refetches caused by an
+	// unknown key id, so that tokens with random "kid"s cannot make the
+	// gateway hammer the authority. Zero means 30 seconds.
+	MinRefetch time.Duration
+}
+
+// KeySet is the authority's signing keys, kept fresh by jwx's JWKS cache in
+// the background. A token signed with a key id the set does not hold causes
+// one immediate refetch (at most one per MinRefetch), so a key rollover never
+// fails requests. A failed refresh keeps the last good set.
+type KeySet struct {
+	cache      *jwk.Cache
+	url        string
+	minRefetch time.Duration
+
+	group       singleflight.Group
+	mu          sync.Mutex
+	lastRefetch time.Time
+}
+
+// NewKeySet registers cfg.URL with a new JWKS cache and starts fetching in
+// the background; it does not wait for the first fetch (see Ready). Close
+// stops it. ctx bounds the cache's background goroutines.
+func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Hour
+	}
+	if cfg.MinRefetch <= 0 {
+		cfg.MinRefetch = 30 * time.Second
+	}
+	c, err := jwk.NewCache(ctx, httprc.NewClient())
+	if err != nil {
+		return nil, fmt.Errorf("proxy: jwks cache: %w", err)
+	}
+	err = c.Register(ctx, cfg.URL,
+		jwk.WithHTTPClient(cfg.HTTPClient),
+		jwk.WithConstantInterval(cfg.Refresh),
+		jwk.WithHttprcResourceOption(httprc.WithMinInterval(cfg.MinRefetch)),
+		jwk.WithWaitReady(false),
+	)
+	if err != nil {
+		_ = c.Shutdown(ctx)
+		return nil, fmt.Errorf("proxy: register jwks %s: %w", cfg.URL, err)
+	}
+	return &KeySet{cache: c, url: cfg.URL, minRefetch: cfg.MinRefetch}, nil
+}
+
+// Close stops the background refresh.
+func (k *KeySet) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return k.cache.Shutdown(ctx)
+}
+
+// Ready reports whether a key set has been fetched.
+func (k *KeySet) Ready(ctx context.Context) bool {
+	_, err := k.cache.Lookup(ctx, k.url)
+	return err == nil
+}
+
+// Key returns the published key with id kid. An empty kid selects the only
+// key of a one-key set.
+func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
+	set, err := k.cache.Lookup(ctx, k.url)
+	if err == nil {
+		if key, ok := lookup(set, kid); ok {
+			return key, nil
+		}
+	}
+	// Unknown id, or nothing fetched yet: refetch, at most once per
+	// minRefetch however many requests ask.
+	if !k.mayRefetch() {
+		if err != nil {
+			return nil, ErrKeysUnavailable
+		}
+		return nil, ErrUnknownKey
+	}
+	v, rerr, _ := k.group.Do("refetch", func() (any, error) {
+		return k.cache.Refresh(context.WithoutCancel(ctx), k.url)
+	})
+	if rerr != nil {
+		if err != nil {
+			return nil, ErrKeysUnavailable
+		}
+		// Keep using the last good set; the key is unknown to it.
+		return nil, ErrUnknownKey
+	}
+	if key, ok := lookup(v.(jwk.Set), kid); ok {
+		return key, nil
+	}
+	return nil, ErrUnknownKey
+}
+
+func (k *KeySet) mayRefetch() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	if now.Sub(k.lastRefetch) < k.minRefetch {
+		return false
+	}
+	k.lastRefetch = now
+	return true
+}
+
+func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
+	if kid == "" {
+		if set.Len() == 1 {
+			return set.Key(0)
+		}
+		return nil, false
+	}
+	return set.LookupKeyID(kid)
+}

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// Flows a route can use to obtain token B.
+const (
+	FlowOnBehalfOf        = "on_behalf_of"
+	FlowClientCredentials = "client_credentials"
+)
+
+// errBadPath is returned by cleanPath for paths the gateway refuses to
+// forward.
+var errBadPath = errors.New("path contains a backslash, a control character or a doubly encoded separator")
+
+// cleanPath returns the canonical form of p, the request's decoded path:
+// dot segments resolved (so "..", and "%2e%2e" and "%2f" which arrive here
+// decoded, can never climb above the root), duplicate slashes folded, the
+// trailing slash kept. It refuses backslashes (a separator for some
+// servers), control characters, and percent signs that would still decode to
+// a dot, slash or backslash downstream (double encoding).
+func cleanPath(p string) (string, error) {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c < 0x20 || c == 0x7f || c == '\\':
+			return "", errBadPath
+		case c == '%' && i+2 < len(p):
+			switch strings.ToLower(p[i+1 : i+3]) {
+			case "2e", "2f", "5c":
+				return "", errBadPath
+			}
+		}
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c, nil
+}
+
+// route is one configured downstream.
+type route struct {
+	name     string
+	prefix   string // "/graph": no trailing slash
+	upstream *url.URL
+	basePath string // upstream path without trailing slash
+	scopes   []string
+	scopeSet string // normalised, for cache keys
+	flow     string
+	proxy    *httputil.ReverseProxy
+}
+
+// matches reports whether the clean path p is under the route's prefix.
+func (rt *route) matches(p string) bool {
+	return strings.HasPrefix(p, rt.prefix) && (len(p) == len(rt.prefix) || p[len(rt.prefix)] == '/')
+}
+
+// outPath maps the clean inbound path p, which the route matches, to the
+// upstream path: the prefix is replaced by the upstream's base path. Since p
+// is clean, the result is always the base path or below it.
+func (rt *route) outPath(p string) string {
+	rest := p[len(rt.prefix):]
+	out := rt.basePath + rest
+	if out == "" {
+		return "/"
+	}
+	return out
+}
+
+// parseUpstream checks an upstream base URL.
+func parseUpstream(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q must not carry user info, a query or a fragment", s)
+	}
+	return u, nil
+}
+
+// router finds the route of a path: the longest matching prefix.
+type router []*route
+
+func (r router) match(p string) *route {
+	var best *route
+	for _, rt := range r {
+		if rt.matches(p) && (best == nil || len(rt.prefix) > len(best.prefix)) {
+			best = rt
+		}
+	}
+	return best
+}

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestParseBearer(t *testing.T) {
+	tests := []struct {
+		in, want, reason string
+	}{
+		{"Bearer abc.def.ghi", "abc.def.ghi", ""},
+		{"bearer abc", "abc", ""},
+		{"BEARER  abc==", "abc==", ""},
+		{"", "", ReasonMissing},
+		{"Basic dXNlcjpwYXNz", "", ReasonMalformed},
+		{"Bearer", "", ReasonMalformed},
+		{"Bearer ", "", ReasonMalformed},
+		{"Bearerabc", "", ReasonMalformed},
+		{"Bearer abc def", "", ReasonMalformed},
+		{"Bearer abc,Bearer def", "", ReasonMalformed},
+		{"Bearer a=b", "", ReasonMalformed},
+		{"Bearer \"abc\"", "", ReasonMalformed},
+	}
+	for _, tc := range tests {
+		got, err := parseBearer(tc.in)
+		if tc.reason == "" {
+			if err != nil || got != tc.want {
+				t.Errorf("parseBearer(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+			continue
+		}
+		re, ok := err.(*RejectError)
+		if !ok || re.Reason != tc.reason {
+			t.Errorf("parseBearer(%q) err = %v, want reason %s", tc.in, err, tc.reason)
+		}
+	}
+}
+
+func TestBearerTokenRejectsTwoHeaders(t *testing.T) {
+	h := map[string][]string{"Authorization": {"Bearer a", "Bearer b"}}
+	if _, err := bearerToken(h); err == nil {
+		t.Error("two Authorization headers accepted")
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	tests := []struct {
+		in, want string
+		bad      bool
+	}{
+		{"/graph/me", "/graph/me", false},
+		{"/graph/me/", "/graph/me/", false},
+		{"/graph//me", "/graph/me", false},
+		{"/graph/../admin", "/admin", false},
+		{"/graph/a/../../../../etc/passwd", "/etc/passwd", false},
+		{"graph", "/graph", false},
+		{"/graph/./x", "/graph/x", false},
+		{"/graph/%2e%2e/x", "", true}, // arrives decoded once: a remaining %2e is double encoding
+		{"/graph/%2F", "", true},
+		{"/graph/%5c", "", true},
+		{"/graph\\..\\x", "", true},
+		{"/graph/\x00", "", true},
+		{"/graph/100%", "/graph/100%", false},
+		{"/graph/%41", "/graph/%41", false},
+	}
+	for _, tc := range tests {
+		got, err := cleanPath(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("cleanPath(%q) = %q, %v; want %q, bad=%v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestOutPathStaysUnderBase(t *testing.T) {
+	up, _ := url.Parse("https://graph.microsoft.com/v1.0/")
+	rt := &route{prefix: "/graph", upstream: up, basePath: strings.TrimSuffix(up.Path, "/")}
+	tests := []struct{ raw, want string }{
+		{"/graph", "/v1.0"},
+		{"/graph/", "/v1.0/"},
+		{"/graph/me", "/v1.0/me"},
+		{"/graph/me/../../../admin", ""}, // climbs out of the route: cleaned to /admin, which the route does not match
+		{"/graph/users/..%2F..%2F..%2Fadmin", ""}, // encoded slashes are separators once decoded
+		{"/graph/%2e%2e/%2e%2e/x", ""},
+		{"/graph/a/b/%2e%2e%2f%2e%2e%2fc", "/v1.0/c"},
+		{"/graph/a/..%2Fb", "/v1.0/b"},
+	}
+	for _, tc := range tests {
+		// The server hands the handler the once-decoded path.
+		u, err := url.Parse("http://gw" + tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := cleanPath(u.Path)
+		if err != nil {
+			t.Fatalf("cleanPath(%q): %v", u.Path, err)
+		}
+		if !rt.matches(p) {
+			if tc.want != "" {
+				t.Errorf("%s: cleaned to %q, which the route does not match", tc.raw, p)
+			}
+			continue
+		}
+		got := rt.outPath(p)
+		if got != tc.want {
+			t.Errorf("%s -> %q, want %q", tc.raw, got, tc.want)
+		}
+		if got != "/v1.0" && !strings.HasPrefix(got, "/v1.0/") {
+			t.Errorf("%s escaped the base path: %q", tc.raw, got)
+		}
+	}
+}
+
+func TestRouterLongestPrefix(t *testing.T) {
+	r := router{{name: "a", prefix: "/api"}, {name: "b", prefix: "/api/v2"}, {name: "c", prefix: "/apix"}}
+	tests := map[string]string{"/api": "a", "/api/x": "a", "/api/v2": "b", "/api/v2/x": "b", "/api/v20": "a", "/apix/1": "c", "/ap": ""}
+	for p, want := range tests {
+		got := ""
+		if rt := r.match(p); rt != nil {
+			got = rt.name
+		}
+		if got != want {
+			t.Errorf("match(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func TestHasClaimsChallenge(t *testing.T) {
+	yes := []string{
+		`Bearer realm="", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ=="`,
+		`Bearer error="insufficient_claims"`,
+	}
+	no := []string{`Bearer realm="x"`, `Bearer error="invalid_token"`}
+	for _, v := range yes {
+		if !hasClaimsChallenge(map[string][]string{"Www-Authenticate": {v}}) {
+			t.Errorf("%q not detected", v)
+		}
+	}
+	for _, v := range no {
+		if hasClaimsChallenge(map[string][]string{"Www-Authenticate": {v}}) {
+			t.Errorf("%q detected", v)
+		}
+	}
+}

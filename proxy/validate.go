@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Reasons a request is refused; they are the values of the "reason" label of
+// obo_gateway_inbound_rejections_total.
+const (
+	ReasonMissing     = "missing"
+	ReasonMalformed   = "malformed"
+	ReasonAlgorithm   = "algorithm"
+	ReasonSignature   = "signature"
+	ReasonExpired     = "expired"
+	ReasonNotYetValid = "not_yet_valid"
+	ReasonIssuer      = "issuer"
+	ReasonAudience    = "audience"
+	ReasonScope       = "scope"
+	ReasonAppOnly     = "app_only"
+	ReasonKeys        = "keys_unavailable"
+)
+
+// MaxTokenBytes bounds the size of token A; larger tokens are refused before
+// any parsing.
+const MaxTokenBytes = 16 << 10
+
+// RejectError is the refusal of an inbound token. The gateway answers 401
+// with error="invalid_token" (or a bare Bearer challenge for a missing
+// token), 403 with error="insufficient_scope" for scope problems, and 503 when
+// the authority's keys are not available.
+type RejectError struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	// Description says what was expected and what came. It never contains
+	// the token.
+	Description string
+	// Scope lists the scopes that would have been accepted, for
+	// insufficient_scope answers.
+	Scope string
+}
+
+func (e *RejectError) Error() string {
+	return "proxy: token rejected (" + e.Reason + "): " + e.Description
+}
+
+// Status returns the HTTP status the gateway answers with.
+func (e *RejectError) Status() int {
+	switch e.Reason {
+	case ReasonScope, ReasonAppOnly:
+		return http.StatusForbidden
+	case ReasonKeys:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusUnauthorized
+}
+
+func reject(reason, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Description: fmt.Sprintf(format, args...)}
+}
+
+// KeySource finds the authority's public key with a given key id.
+// *KeySet implements it.
+type KeySource interface {
+	Key(ctx context.Context, kid string) (jwk.Key, error)
+}
+
+// ValidatorConfig configures a Validator.
+type ValidatorConfig struct {
+	// Issuer is the exact value token A's "iss" claim must carry. Required.
+	Issuer string
+	// Audiences lists the accepted values of "aud" (API A's client id and
+	// application id URI). Required.
+	Audiences []string
+	// RequiredScopes, when not empty, requires a delegated token's "scp" to
+	// contain at least one of them.
+	RequiredScopes []string
+	// Algorithms lists the accepted signature algorithms. Empty means
+	// RS256 only. "none" and the HMAC algorithms are never accepted.
+	Algorithms []string
+	// ClockSkew is the tolerance applied to "exp" and "nbf".
+	ClockSkew time.Duration
+	// Keys supplies the verification keys. Required.
+	Keys KeySource
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validator checks token A. It performs the cheap checks (size, shape,
+// algorithm, lifetime, issuer, audience) before the signature, so garbage
+// costs little. It is safe for concurrent use.
+type Validator struct {
+	cfg  ValidatorConfig
+	algs map[string]jwa.SignatureAlgorithm
+}
+
+// NewValidator checks cfg and returns a Validator.
+func NewValidator(cfg ValidatorConfig) (*Validator, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("proxy: ValidatorConfig.Issuer is empty")
+	}
+	if len(cfg.Audiences) == 0 {
+		return nil, errors.New("proxy: ValidatorConfig.Audiences is empty")
+	}
+	if cfg.Keys == nil {
+		return nil, errors.New("proxy: ValidatorConfig.Keys is nil")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{"RS256"}
+	}
+	v := &Validator{cfg: cfg, algs: make(map[string]jwa.SignatureAlgorithm)}
+	for _, name := range cfg.Algorithms {
+		alg, ok := jwa.LookupSignatureAlgorithm(name)
+		if !ok || alg == jwa.NoSignature() || isSymmetric(name) {
+			return nil, fmt.Errorf("proxy: algorithm %q is not allowed", name)
+		}
+		v.algs[name] = alg
+	}
+	return v, nil
+}
+
+func isSymmetric(alg string) bool { return strings.HasPrefix(strings.ToUpper(alg), "HS") }
+
+// Claims are the validated claims of token A the gateway uses.
+type Claims struct {
+	Issuer   string
+	Subject  string
+	Audience string // the accepted audience value
+	// TenantID and ObjectID are Entra's "tid" and "oid".
+	TenantID string
+	ObjectID string
+	// Scopes are the delegated scopes ("scp"); empty for app-only tokens.
+	Scopes []string
+	// Roles are the application or user roles ("roles").
+	Roles []string
+	// ExpiresAt is the token's "exp".
+	ExpiresAt time.Time
+}
+
+// AppOnly reports whether the token was issued to an application acting as
+// itself (no delegated "scp"), which cannot be exchanged on behalf of a user.
+func (c *Claims) AppOnly() bool { return len(c.Scopes) == 0 }
+
+// User returns the pair that identifies the user across tokens: tenant and
+// object id, or issuer and subject when the token carries no oid.
+func (c *Claims) User() (tenant, user string) {
+	if c.ObjectID != "" {
+		return c.TenantID, c.ObjectID
+	}
+	return c.Issuer, c.Subject
+}
+
+// header is the JOSE header of token A.
+type header struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+	Enc  string          `json:"enc"`
+}
+
+// numericDate is a JSON number of seconds since the epoch (RFC 7519); a
+// string or any other type is malformed.
+type numericDate struct {
+	set bool
+	t   time.Time
+}
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return errors.New("not a number")
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+		return errors.New("out of range")
+	}
+	sec, frac := math.Modf(f)
+	d.set, d.t = true, time.Unix(int64(sec), int64(frac*1e9))
+	return nil
+}
+
+// audience is "aud": a string or an array of strings.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("not a string or an array of strings")
+	}
+	*a = l
+	return nil
+}
+
+type payload struct {
+	Iss   string      `json:"iss"`
+	Sub   string      `json:"sub"`
+	Aud   audience    `json:"aud"`
+	Exp   numericDate `json:"exp"`
+	Nbf   numericDate `json:"nbf"`
+	Tid   string      `json:"tid"`
+	Oid   string      `json:"oid"`
+	Scp   string      `json:"scp"`
+	Roles []string    `json:"roles"`
+}
+
+// Validate checks raw, the compact serialisation of token A, and returns its
+// claims, or a *RejectError saying what was wrong.
+func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
+	if len(raw) > MaxTokenBytes {
+		return nil, reject(ReasonMalformed, "token is %d bytes, more than the limit of %d", len(raw), MaxTokenBytes)
+	}
+	if n := strings.Count(raw, "."); n != 2 {
+		if n == 4 {
+			return nil, reject(ReasonMalformed, "token is an encrypted JWT (JWE); a signed JWT (JWS) is expected")
+		}
+		return nil, reject(ReasonMalformed, "token has %d segments, a JWT has 3", n+1)
+	}
+	h64, rest, _ := strings.Cut(raw, ".")
+	p64, _, _ := strings.Cut(rest, ".")
+
+	var h header
+	if err := decodeSegment(h64, &h); err != nil {
+		return nil, reject(ReasonMalformed, "token header: %v", err)
+	}
+	alg, ok := v.algs[h.Alg]
+	if !ok {
+		return nil, reject(ReasonAlgorithm, "token is signed with %q, expected one of %s", h.Alg, strings.Join(v.cfg.Algorithms, ", "))
+	}
+	if len(h.Crit) > 0 {
+		return nil, reject(ReasonMalformed, "token header has critical extensions the gateway does not understand")
+	}
+
+	var p payload
+	if err := decodeSegment(p64, &p); err != nil {
+		return nil, reject(ReasonMalformed, "token claims: %v", err)
+	}
+	now := v.cfg.Now()
+	skew := v.cfg.ClockSkew
+	if !p.Exp.set {
+		return nil, reject(ReasonMalformed, "token has no exp claim")
+	}
+	if !now.Before(p.Exp.t.Add(skew)) {
+		return nil, reject(ReasonExpired, "token expired at %s", p.Exp.t.UTC().Format(time.RFC3339))
+	}
+	if p.Nbf.set && now.Add(skew).Before(p.Nbf.t) {
+		return nil, reject(ReasonNotYetValid, "token is not valid before %s", p.Nbf.t.UTC().Format(time.RFC3339))
+	}
+	if p.Iss != v.cfg.Issuer {
+		return nil, reject(ReasonIssuer, "token issuer is %q, expected %q", p.Iss, v.cfg.Issuer)
+	}
+	aud, ok := v.matchAudience(p.Aud)
+	if !ok {
+		return nil, reject(ReasonAudience, "token audience is %q, expected one of %q", []string(p.Aud), v.cfg.Audiences)
+	}
+
+	key, err := v.cfg.Keys.Key(ctx, h.Kid)
+	switch {
+	case errors.Is(err, ErrKeysUnavailable):
+		return nil, reject(ReasonKeys, "the authority's signing keys are not available yet")
+	case err != nil:
+		return nil, reject(ReasonSignature, "token is signed with key id %q, which the authority does not publish", h.Kid)
+	}
+	if ka, ok := key.Algorithm(); ok && ka.String() != h.Alg {
+		return nil, reject(ReasonSignature, "key %q is for %s, token says %s", h.Kid, ka, h.Alg)
+	}
+	if _, err := jws.VerifyCompactFast(key, []byte(raw), alg); err != nil {
+		return nil, reject(ReasonSignature, "token signature does not verify")
+	}
+
+	c := &Claims{
+		Issuer:    p.Iss,
+		Subject:   p.Sub,
+		Audience:  aud,
+		TenantID:  p.Tid,
+		ObjectID:  p.Oid,
+		Scopes:    strings.Fields(p.Scp),
+		Roles:     p.Roles,
+		ExpiresAt: p.Exp.t,
+	}
+	if c.ObjectID == "" && c.Subject == "" {
+		return nil, reject(ReasonMalformed, "token has neither oid nor sub")
+	}
+	if len(v.cfg.RequiredScopes) > 0 && !c.AppOnly() && !slices.ContainsFunc(c.Scopes, func(s string) bool {
+		return slices.Contains(v.cfg.RequiredScopes, s)
+	}) {
+		return nil, &RejectError{
+			Reason:      ReasonScope,
+			Description: fmt.Sprintf("token scopes %q include none of %q", c.Scopes, v.cfg.RequiredScopes),
+			Scope:       strings.Join(v.cfg.RequiredScopes, " "),
+		}
+	}
+	return c, nil
+}
+
+func (v *Validator) matchAudience(aud audience) (string, bool) {
+	for _, a := range aud {
+		if slices.Contains(v.cfg.Audiences, a) {
+			return a, true
+		}
+	}
+	return "", false
+}
+
+// decodeSegment decodes one base64url JWT segment holding a JSON object.
+func decodeSegment(seg string, dst any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return errors.New("not base64url")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return errors.New("not a JSON object")
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("invalid JSON: %v", scrubJSONError(err))
+	}
+	return nil
+}
+
+// scrubJSONError keeps the kind of a JSON error but not the input it quotes.
+func scrubJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "claim " + te.Field + " has the wrong type"
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "syntax error"
+	}
+	return "claim has the wrong type"
+}

@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// staticKeys is a KeySource over a fixed set, for unit tests.
+type staticKeys struct{ set jwk.Set }
+
+func (s staticKeys) Key(_ context.Context, kid string) (jwk.Key, error) {
+	if k, ok := lookup(s.set, kid); ok {
+		return k, nil
+	}
+	return nil, ErrUnknownKey
+}
+
+type signer struct {
+	key *rsa.PrivateKey
+	kid string
+}
+
+func newSigner(t *testing.T, kid string) *signer {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &signer{key: k, kid: kid}
+}
+
+func (s *signer) publicSet(t *testing.T) jwk.Set {
+	t.Helper()
+	k, err := jwk.Import(s.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, s.kid)
+	set := jwk.NewSet()
+	_ = set.AddKey(k)
+	return set
+}
+
+func seg(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sign builds a compact JWS by hand so tests can forge any header.
+func (s *signer) sign(t *testing.T, header map[string]any, claims map[string]any) string {
+	t.Helper()
+	in := seg(header) + "." + seg(claims)
+	sum := sha256.Sum256([]byte(in))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+const testIssuer = "https://login.example/tenant/v2.0"
+
+func goodClaims(now time.Time) map[string]any {
+	return map[string]any{
+		"iss": testIssuer, "aud": "api://a", "sub": "s1", "oid": "o1", "tid": "t1",
+		"scp": "access_as_user other", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix(),
+		"iat": now.Add(-time.Minute).Unix(),
+	}
+}
+
+func TestValidate(t *testing.T) {
+	now := time.Now()
+	good := newSigner(t, "k1")
+	other := newSigner(t, "k1") // same kid, different key: another tenant's key set
+	v, err := NewValidator(ValidatorConfig{
+		Issuer: testIssuer, Audiences: []string{"api://a", "client-id"}, RequiredScopes: []string{"access_as_user"},
+		ClockSkew: time.Minute, Keys: staticKeys{good.publicSet(t)}, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]any{"alg": "RS256", "kid": "k1", "typ": "JWT"}
+	with := func(k string, val any) map[string]any {
+		c := goodClaims(now)
+		if val == nil {
+			delete(c, k)
+		} else {
+			c[k] = val
+		}
+		return c
+	}
+	hs256 := func() string {
+		// HMAC with the public key bytes as secret: the classic key confusion.
+		in := seg(map[string]any{"alg": "HS256", "kid": "k1"}) + "." + seg(goodClaims(now))
+		return in + ".c2lnbmF0dXJl"
+	}
+	tests := []struct {
+		name   string
+		token  string
+		reason string
+	}{
+		{"valid", good.sign(t, hdr, goodClaims(now)), ""},
+		{"aud array with match", good.sign(t, hdr, with("aud", []string{"x", "client-id"})), ""},
+		{"aud array without match", good.sign(t, hdr, with("aud", []string{"x", "y"})), ReasonAudience},
+		{"wrong aud", good.sign(t, hdr, with("aud", "https://graph.microsoft.com")), ReasonAudience},
+		{"expired", good.sign(t, hdr, with("exp", now.Add(-2*time.Minute).Unix())), ReasonExpired},
+		{"expired within skew", good.sign(t, hdr, with("exp", now.Add(-30*time.Second).Unix())), ""},
+		{"not yet valid", good.sign(t, hdr, with("nbf", now.Add(10*time.Minute).Unix())), ReasonNotYetValid},
+		{"missing exp", good.sign(t, hdr, with("exp", nil)), ReasonMalformed},
+		{"exp as string", good.sign(t, hdr, with("exp", "9999999999")), ReasonMalformed},
+		{"wrong issuer", good.sign(t, hdr, with("iss", "https://evil/")), ReasonIssuer},
+		{"issuer trailing slash", good.sign(t, hdr, with("iss", testIssuer+"/")), ReasonIssuer},
+		{"issuer case", good.sign(t, hdr, with("iss", strings.ToUpper(testIssuer))), ReasonIssuer},
+		{"missing scope", good.sign(t, hdr, with("scp", "other")), ReasonScope},
+		{"unknown kid", good.sign(t, map[string]any{"alg": "RS256", "kid": "k9"}, goodClaims(now)), ReasonSignature},
+		{"other key same kid", other.sign(t, hdr, goodClaims(now)), ReasonSignature},
+		{"alg none", seg(map[string]any{"alg": "none"}) + "." + seg(goodClaims(now)) + ".", ReasonAlgorithm},
+		{"alg None", seg(map[string]any{"alg": "None"}) + "." + seg(goodClaims(now)) + ".", ReasonAlgorithm},
+		{"alg HS256", hs256(), ReasonAlgorithm},
+		{"crit", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "crit": []string{"exp"}, "exp": 1}, goodClaims(now)), ReasonMalformed},
+		{"two segments", "a.b", ReasonMalformed},
+		{"JWE", "a.b.c.d.e", ReasonMalformed},
+		{"bad base64", "!!!.b.c", ReasonMalformed},
+		{"huge", strings.Repeat("a", MaxTokenBytes+1), ReasonMalformed},
+		{"tampered payload", func() string {
+			tok := good.sign(t, hdr, goodClaims(now))
+			parts := strings.Split(tok, ".")
+			return parts[0] + "." + seg(with("oid", "someone-else")) + "." + parts[2]
+		}(), ReasonSignature},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := v.Validate(context.Background(), tc.token)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				if c.TenantID != "t1" || c.ObjectID != "o1" || c.AppOnly() {
+					t.Errorf("claims = %+v", c)
+				}
+				return
+			}
+			re, ok := err.(*RejectError)
+			if !ok {
+				t.Fatalf("err = %v, want *RejectError %s", err, tc.reason)
+			}
+			if re.Reason != tc.reason {
+				t.Errorf("reason = %s (%s), want %s", re.Reason, re.Description, tc.reason)
+			}
+		})
+	}
+}
+
+func TestNewValidatorRefusesWeakAlgorithms(t *testing.T) {
+	for _, alg := range []string{"none", "HS256", "HS512", "bogus"} {
+		_, err := NewValidator(ValidatorConfig{Issuer: "i", Audiences: []string{"a"}, Keys: staticKeys{jwk.NewSet()}, Algorithms: []string{alg}})
+		if err == nil {
+			t.Errorf("algorithm %q accepted", alg)
+		}
+	}
+}
+
+func TestAppOnlyAndUser(t *testing.T) {
+	c := &Claims{Issuer: "i", Subject: "s", TenantID: "t", ObjectID: "o"}
+	if !c.AppOnly() {
+		t.Error("token without scp is not app-only")
+	}
+	if tn, u := c.User(); tn != "t" || u != "o" {
+		t.Errorf("User() = %s %s", tn, u)
+	}
+	c.ObjectID = ""
+	if tn, u := c.User(); tn != "i" || u != "s" {
+		t.Errorf("User() without oid = %s %s", tn, u)
+	}
+}
