@@ -1,0 +1,324 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/metrics"
+	"github.com/obo-gateway/obo-gateway/obo"
+	"github.com/obo-gateway/obo-gateway/proxy"
+)
+
+// Options configures an App.
+type Options struct {
+	// Config is the validated configuration. Required.
+	Config *config.Config
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported in obo_gateway_build_info.
+	Version string
+}
+
+// App is a running gateway.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	cache   *cache.Cache
+
+	ln, adminLn   net.Listener
+	srv, adminSrv *http.Server
+
+	// handler is nil until the authority's metadata is loaded.
+	handler  atomic.Pointer[proxy.Handler]
+	keys     atomic.Pointer[proxy.KeySet]
+	draining atomic.Bool
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+// New opens both listeners and starts loading the authority's metadata in
+// the background (retrying until it succeeds). Serve the App with Run.
+func New(opts Options) (*App, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		return nil, errors.New("app: no configuration")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := metrics.New(opts.Version)
+	c, err := cache.New(cache.Config{
+		MaxBytes: int64(cfg.Cache.MaxBytes),
+		OnEvict:  m.CacheEvictions.Inc,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, metrics: m, cache: c}
+	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
+
+	a.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
+	}
+	a.adminLn, err = net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: admin listen %s: %w", cfg.AdminListen, err)
+	}
+	a.srv = &http.Server{
+		Handler:           http.HandlerFunc(a.serveGateway),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.adminSrv = &http.Server{
+		Handler:           a.adminMux(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.loadAuthority(a.bgCtx)
+	}()
+	return a, nil
+}
+
+// Addr is the gateway listener's address.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Metrics returns the App's collectors.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+// Run serves until ctx is cancelled, then stops accepting requests, lets
+// in-flight requests finish within the configured shutdown timeout, and
+// releases everything.
+func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- a.srv.Serve(a.ln) }()
+	go func() { errc <- a.adminSrv.Serve(a.adminLn) }()
+	a.log.Info("gateway listening", "listen", a.Addr(), "admin_listen", a.AdminAddr())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("app: serve: %w", err)
+	}
+	a.draining.Store(true)
+	grace := a.cfg.ShutdownTimeout.D()
+	a.log.Info("shutting down", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if serr := a.srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("app: drain: %w", serr)
+	}
+	_ = a.adminSrv.Shutdown(sctx)
+	a.Close()
+	return err
+}
+
+// Close releases the App's resources without draining.
+func (a *App) Close() {
+	a.bgCancel()
+	a.bg.Wait()
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.adminLn != nil {
+		a.adminLn.Close()
+	}
+	if k := a.keys.Load(); k != nil {
+		_ = k.Close()
+	}
+	a.cache.Close()
+}
+
+// Ready reports whether the gateway can validate tokens and exchange them:
+// the authority's metadata and key set are loaded and it is not draining.
+func (a *App) Ready() bool {
+	if a.draining.Load() || a.handler.Load() == nil {
+		return false
+	}
+	k := a.keys.Load()
+	return k != nil && k.Ready(context.Background())
+}
+
+func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
+	h := a.handler.Load()
+	if h == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}` + "\n"))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+func (a *App) adminMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !a.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: authority metadata or signing keys not loaded\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	return mux
+}
+
+// loadAuthority discovers the authority (unless every endpoint is
+// configured), starts the key set and installs the proxy handler, retrying
+// with capped exponential backoff until it succeeds or ctx ends.
+func (a *App) loadAuthority(ctx context.Context) {
+	delay := 500 * time.Millisecond
+	for {
+		err := a.buildHandler(ctx)
+		if err == nil {
+			return
+		}
+		a.log.Warn("authority not loaded; retrying", "error", err.Error(), "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay + rand.N(delay/4)):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (a *App) buildHandler(ctx context.Context) error {
+	cfg := a.cfg
+	hc := &http.Client{Transport: obo.NewTransport(), Timeout: cfg.Authority.Timeout.D()}
+	md := obo.Metadata{
+		Issuer:        cfg.Authority.Issuer,
+		JWKSURI:       cfg.Authority.JWKSURI,
+		TokenEndpoint: cfg.Authority.TokenEndpoint,
+	}
+	if md.Issuer == "" || md.JWKSURI == "" || md.TokenEndpoint == "" {
+		dctx, cancel := context.WithTimeout(ctx, cfg.Authority.Timeout.D())
+		d, err := obo.Discover(dctx, hc, cfg.Authority.URL)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if md.Issuer == "" {
+			md.Issuer = d.Issuer
+		}
+		if md.JWKSURI == "" {
+			md.JWKSURI = d.JWKSURI
+		}
+		if md.TokenEndpoint == "" {
+			md.TokenEndpoint = d.TokenEndpoint
+		}
+	}
+	if err := checkAuthorityURL(md.JWKSURI); err != nil {
+		return fmt.Errorf("app: jwks_uri: %w", err)
+	}
+	if err := checkAuthorityURL(md.TokenEndpoint); err != nil {
+		return fmt.Errorf("app: token_endpoint: %w", err)
+	}
+
+	var cred obo.Credential
+	if cfg.Client.SecretFile != "" {
+		cred = obo.SecretFile(cfg.Client.SecretFile)
+	} else {
+		cred = obo.ClientSecret(cfg.Client.Secret)
+	}
+	client, err := obo.NewClient(obo.Config{
+		ClientID:      cfg.Client.ID,
+		TokenEndpoint: md.TokenEndpoint,
+		Credential:    cred,
+		HTTPClient:    &http.Client{Transport: hc.Transport},
+		Timeout:       cfg.Authority.Timeout.D(),
+	})
+	if err != nil {
+		return err
+	}
+	keys, err := proxy.NewKeySet(a.bgCtx, proxy.KeySetConfig{
+		URL:        md.JWKSURI,
+		HTTPClient: hc,
+		Refresh:    cfg.Authority.JWKSRefresh.D(),
+	})
+	if err != nil {
+		return err
+	}
+	v, err := proxy.NewValidator(proxy.ValidatorConfig{
+		Issuer:         md.Issuer,
+		Audiences:      cfg.Inbound.Audiences,
+		RequiredScopes: cfg.Inbound.RequiredScopes,
+		Algorithms:     cfg.Inbound.Algorithms,
+		ClockSkew:      cfg.Inbound.ClockSkew.D(),
+		Keys:           keys,
+	})
+	if err != nil {
+		_ = keys.Close()
+		return err
+	}
+	routes := make([]proxy.RouteConfig, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, proxy.RouteConfig{
+			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
+			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
+		})
+	}
+	h, err := proxy.New(proxy.Config{
+		Routes: routes, Validator: v, Exchanger: client, Cache: a.cache,
+		Metrics: a.metrics, Logger: a.log,
+	})
+	if err != nil {
+		_ = keys.Close()
+		return err
+	}
+	a.keys.Store(keys)
+	a.handler.Store(h)
+	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
+	return nil
+}
+
+// checkAuthorityURL refuses endpoints from a discovery document that are not
+// https, except on loopback hosts.
+func checkAuthorityURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "https" && u.Host != "" {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); u.Scheme == "http" && (host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%q must be an https URL (http is allowed only for loopback hosts)", s)
+}

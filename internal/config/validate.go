@@ -1,0 +1,348 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// allowedAlgorithms returns the asymmetric JWS algorithms that may be
+// accepted for token A.
+func allowedAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+}
+
+var routeName = regexp.MustCompile(`^[a-z0-9_-]+$`)
+
+// Validate checks the configuration and returns every problem found, as
+// Problems, or nil when the configuration is valid. Problems from Validate
+// carry the key path of each problem but neither file nor line. Parse calls
+// Validate after applying the defaults; a Config built in code must set
+// every value that has a default itself.
+//
+// Validate reads Client.SecretFile, when it is set, to check that it can
+// be read and is not empty.
+func (c *Config) Validate() error {
+	ps := c.validate()
+	if len(ps) == 0 {
+		return nil
+	}
+	sortProblems(ps)
+	return Problems(ps)
+}
+
+type validator struct{ problems []Problem }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) validate() []Problem {
+	v := &validator{}
+	v.hostPort("listen", c.Listen)
+	v.hostPort("admin_listen", c.AdminListen)
+	if c.Listen != "" && c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
+		v.add("admin_listen", "must differ from listen (both are %q)", c.Listen)
+	}
+	if c.ShutdownTimeout < 0 {
+		v.add("shutdown_timeout", "must not be negative")
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	c.validateAuthority(v)
+	c.validateClient(v)
+	c.validateInbound(v)
+	c.validateRoutes(v)
+	if c.Cache.MaxBytes < MiB {
+		v.add("cache.max_bytes", "must be at least 1MiB, not %s", c.Cache.MaxBytes)
+	}
+	return v.problems
+}
+
+func (v *validator) hostPort(key, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(key, "%q must be host:port, such as \"127.0.0.1:8080\"", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add(key, "%q must have a numeric port from 0 to 65535", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostName(host) {
+		v.add(key, "%q must have a valid host name or IP address", addr)
+	}
+}
+
+func validHostName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (v *validator) oneOf(key, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.add(key, "%q is not one of %s", value, strings.Join(allowed, ", "))
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d <= 0 {
+		v.add(key, "must be positive, not %s", d)
+	}
+}
+
+func (c *Config) validateAuthority(v *validator) {
+	a := c.Authority
+	if a.URL == "" {
+		if a.Issuer == "" || a.JWKSURI == "" || a.TokenEndpoint == "" {
+			v.add("authority.url", "must be set, unless issuer, jwks_uri and token_endpoint are all set")
+		}
+	} else {
+		v.authorityURL("authority.url", a.URL, false)
+	}
+	if a.JWKSURI != "" {
+		v.authorityURL("authority.jwks_uri", a.JWKSURI, true)
+	}
+	if a.TokenEndpoint != "" {
+		v.authorityURL("authority.token_endpoint", a.TokenEndpoint, true)
+	}
+	if a.Issuer != "" && strings.TrimSpace(a.Issuer) != a.Issuer {
+		v.add("authority.issuer", "must not start or end with white space")
+	}
+	v.positive("authority.timeout", a.Timeout)
+	if a.JWKSRefresh < Duration(time.Minute) {
+		v.add("authority.jwks_refresh", "must be at least 1m, not %s", a.JWKSRefresh)
+	}
+}
+
+// authorityURL checks a URL of the authority: absolute, https unless the
+// host is a loopback host, and without user information or fragment. A
+// query is allowed where allowQuery is set (Azure AD B2C endpoints carry
+// ?p=<policy>), but not on the discovery base, to which a path is appended.
+func (v *validator) authorityURL(key, raw string, allowQuery bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		v.add(key, "must be an absolute https URL")
+		return
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			v.add(key, "must use https (http is allowed only for loopback hosts)")
+		}
+	default:
+		v.add(key, "must be an absolute https URL")
+	}
+	v.urlParts(key, raw, u, allowQuery)
+}
+
+func (v *validator) urlParts(key, raw string, u *url.URL, allowQuery bool) {
+	if u.User != nil {
+		v.add(key, "must not contain user information")
+	}
+	if !allowQuery && (u.RawQuery != "" || u.ForceQuery) {
+		v.add(key, "must not contain a query")
+	}
+	if strings.Contains(raw, "#") {
+		v.add(key, "must not contain a fragment")
+	}
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address
+// (127.0.0.0/8 or ::1).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) validateClient(v *validator) {
+	cl := c.Client
+	if cl.ID == "" {
+		v.add("client.id", "must be set")
+	}
+	n := 0
+	if cl.Secret != "" {
+		n++
+	}
+	if cl.SecretFile != "" {
+		n++
+		data, err := os.ReadFile(cl.SecretFile)
+		switch {
+		case err != nil:
+			v.add("client.secret_file", "%s", err)
+		case strings.TrimSpace(string(data)) == "":
+			v.add("client.secret_file", "%s is empty", cl.SecretFile)
+		}
+	}
+	if n != 1 {
+		v.add("client", "exactly one credential must be set (secret or secret_file), found %d", n)
+	}
+}
+
+func (c *Config) validateInbound(v *validator) {
+	in := c.Inbound
+	if len(in.Audiences) == 0 {
+		v.add("inbound.audiences", "must not be empty")
+	}
+	v.tokens("inbound.audiences", in.Audiences)
+	v.tokens("inbound.required_scopes", in.RequiredScopes)
+	switch {
+	case in.ClockSkew < 0:
+		v.add("inbound.clock_skew", "must not be negative")
+	case in.ClockSkew > Duration(10*time.Minute):
+		v.add("inbound.clock_skew", "must be at most 10m, not %s", in.ClockSkew)
+	}
+	if len(in.Algorithms) == 0 {
+		v.add("inbound.algorithms", "must not be empty")
+	}
+	for i, alg := range in.Algorithms {
+		key := fmt.Sprintf("inbound.algorithms[%d]", i)
+		switch {
+		case isAllowedAlgorithm(alg):
+		case len(alg) >= 2 && strings.EqualFold(alg[:2], "HS"):
+			v.add(key, "%q is not allowed (symmetric algorithms are never accepted)", alg)
+		case strings.EqualFold(alg, "none"):
+			v.add(key, "%q is not allowed (unsigned tokens are never accepted)", alg)
+		default:
+			v.add(key, "%q is not supported (use one of %s)", alg, strings.Join(allowedAlgorithms(), ", "))
+		}
+	}
+}
+
+func isAllowedAlgorithm(alg string) bool {
+	return slices.Contains(allowedAlgorithms(), alg)
+}
+
+// tokens checks that every item of a list of audiences or scopes is set and
+// contains no white space.
+func (v *validator) tokens(key string, items []string) {
+	for i, s := range items {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case s == "":
+			v.add(k, "must not be empty")
+		case strings.IndexFunc(s, unicode.IsSpace) >= 0:
+			v.add(k, "%q must not contain white space", s)
+		}
+	}
+}
+
+func (c *Config) validateRoutes(v *validator) {
+	if len(c.Routes) == 0 {
+		v.add("routes", "at least one route must be configured")
+	}
+	names := make(map[string]int)
+	prefixes := make(map[string]int)
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			v.add(key+".name", "must be set")
+		case !routeName.MatchString(r.Name):
+			v.add(key+".name", "%q must contain only lowercase letters, digits, \"_\" and \"-\"", r.Name)
+		}
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			v.add(key+".name", "%q is already used by routes[%d]", r.Name, j)
+		} else if r.Name != "" {
+			names[r.Name] = i
+		}
+
+		v.pathPrefix(key+".path_prefix", r.PathPrefix)
+		if j, dup := prefixes[r.PathPrefix]; dup && r.PathPrefix != "" {
+			v.add(key+".path_prefix", "%q is already used by routes[%d]", r.PathPrefix, j)
+		} else if r.PathPrefix != "" {
+			prefixes[r.PathPrefix] = i
+		}
+
+		v.upstream(key+".upstream", r.Upstream)
+
+		if len(r.Scopes) == 0 {
+			v.add(key+".scopes", "must not be empty")
+		}
+		v.tokens(key+".scopes", r.Scopes)
+		switch r.Flow {
+		case FlowOnBehalfOf:
+		case FlowClientCredentials:
+			for j, s := range r.Scopes {
+				if s != "" && !strings.HasSuffix(s, "/.default") {
+					v.add(fmt.Sprintf("%s.scopes[%d]", key, j), "client_credentials scopes must end in \"/.default\"")
+				}
+			}
+		default:
+			v.add(key+".flow", "%q is not a valid flow (use %s or %s)", r.Flow, FlowOnBehalfOf, FlowClientCredentials)
+		}
+		v.positive(key+".timeout", r.Timeout)
+	}
+}
+
+func (v *validator) pathPrefix(key, p string) {
+	if p == "" {
+		v.add(key, "must be set")
+		return
+	}
+	n := len(v.problems)
+	if !strings.HasPrefix(p, "/") {
+		v.add(key, "%q must start with \"/\"", p)
+	}
+	if p == "/" {
+		v.add(key, "\"/\" is not allowed: give the route a prefix of its own, such as \"/graph\"")
+		return
+	}
+	if strings.HasSuffix(p, "/") {
+		v.add(key, "%q must not end with \"/\"", p)
+	}
+	if strings.Contains(p, "..") {
+		v.add(key, "%q must not contain \"..\"", p)
+	}
+	if strings.Contains(p, "%") {
+		v.add(key, "%q must not contain \"%%\" (percent-encoding is not allowed)", p)
+	}
+	if strings.Contains(p, "//") {
+		v.add(key, "%q must not contain \"//\"", p)
+	}
+	if strings.ContainsAny(p, "?#\\") || strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		v.add(key, "%q must not contain \"?\", \"#\", \"\\\", white space or control characters", p)
+	}
+	if len(v.problems) == n && path.Clean(p) != p {
+		v.add(key, "%q must not contain \".\" segments", p)
+	}
+}
+
+func (v *validator) upstream(key, raw string) {
+	if raw == "" {
+		v.add(key, "must be set")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		v.add(key, "must be an absolute http(s) URL")
+		return
+	}
+	v.urlParts(key, raw, u, false)
+}

@@ -1,0 +1,50 @@
+// Package localidp is a local identity provider that mimics the Microsoft
+// identity platform (Entra ID) v2 endpoints closely enough to exercise
+// obo-gateway end to end without a cloud account.
+//
+// A Server listens on a real loopback socket and serves, below
+// BaseURL()/{tenant}:
+//
+//   - GET  v2.0/.well-known/openid-configuration: the discovery document
+//     (issuer, jwks_uri, token_endpoint, authorization_endpoint, ...);
+//   - GET  discovery/v2.0/keys: the JSON Web Key Set with the public halves
+//     of the RSA signing keys (kid, kty, n, e, alg RS256, use sig);
+//   - POST oauth2/v2.0/token: the token endpoint, with the On-Behalf-Of grant
+//     (urn:ietf:params:oauth:grant-type:jwt-bearer) and the client
+//     credentials grant.
+//
+// Tokens are real RS256-signed JWTs whose claims follow Entra ID v2 access
+// tokens. Tests mint the user's token A with IssueToken (or sign arbitrary,
+// hostile claims with SignClaims), send it through the gateway and inspect
+// what the gateway did with the counters and IssuedTokens.
+//
+// The token endpoint validates for real: the client secret of a registered
+// Client, the assertion's signature against the published keys, its issuer,
+// its lifetime and its audience (the calling client's ID or IdentifierURI),
+// and the format of the requested scopes. Failures are answered the way
+// Entra ID answers them: a JSON body with error, error_description
+// ("AADSTSnnnn: ... Trace ID: ... Correlation ID: ... Timestamp: ..."),
+// error_codes, timestamp, trace_id, correlation_id and, where relevant,
+// suberror and claims.
+//
+// A token issued by the token endpoint ("token B") has aud = the resource
+// of the requested scopes (everything before the last '/' of each scope,
+// for example "https://graph.microsoft.com" or "api://api-b"), scp = the
+// permission names, space-joined, iss = Issuer(), azp = the calling client,
+// oid, sub and tid copied from the assertion, and exp = now + TokenLifetime.
+// A <resource>/.default request yields scp "default", because there are no
+// consent records to expand it from. Client credentials tokens carry no scp
+// but idtyp "app", roles ["Default.Access"] and oid = sub = a stable
+// service principal ID per client. The OpenID Connect scopes openid,
+// profile, email and offline_access are accepted next to resource scopes
+// and ignored; no refresh token is ever issued.
+//
+// Tests program the answers of the token endpoint with SetDefaultBehavior and
+// SetUserBehavior (multi-factor challenge, interaction or consent required,
+// throttling, server errors), and its timing with SetLatency and SetHang.
+// Signing keys are rotated with RotateKey and withdrawn with RemoveKey.
+//
+// The package is a test and demo helper, not a production identity
+// provider: it keeps every issued token in memory and it has no users,
+// no authorization endpoint behaviour and no refresh tokens.
+package localidp
