@@ -80,7 +80,7 @@ func TestOutPathStaysUnderBase(t *testing.T) {
 		{"/graph", "/v1.0"},
 		{"/graph/", "/v1.0/"},
 		{"/graph/me", "/v1.0/me"},
-		{"/graph/me/../../../admin", ""}, // climbs out of the route: cleaned to /admin, which the route does not match
+		{"/graph/me/../../../admin", ""},          // climbs out of the route: cleaned to /admin, which the route does not match
 		{"/graph/users/..%2F..%2F..%2Fadmin", ""}, // encoded slashes are separators once decoded
 		{"/graph/%2e%2e/%2e%2e/x", ""},
 		{"/graph/a/b/%2e%2e%2f%2e%2e%2fc", "/v1.0/c"},

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,10 +241,10 @@ func (a *App) buildHandler(ctx context.Context) error {
 			md.TokenEndpoint = d.TokenEndpoint
 		}
 	}
-	if err := checkAuthorityURL(md.JWKSURI); err != nil {
+	if err := config.CheckAuthorityURL(md.JWKSURI); err != nil {
 		return fmt.Errorf("app: jwks_uri: %w", err)
 	}
-	if err := checkAuthorityURL(md.TokenEndpoint); err != nil {
+	if err := config.CheckAuthorityURL(md.TokenEndpoint); err != nil {
 		return fmt.Errorf("app: token_endpoint: %w", err)
 	}
 
@@ -304,21 +303,4 @@ func (a *App) buildHandler(ctx context.Context) error {
 	a.handler.Store(h)
 	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
 	return nil
-}
-
-// checkAuthorityURL refuses endpoints from a discovery document that are not
-// https, except on loopback hosts.
-func checkAuthorityURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	if u.Scheme == "https" && u.Host != "" {
-		return nil
-	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); u.Scheme == "http" && (host == "localhost" || ip != nil && ip.IsLoopback()) {
-		return nil
-	}
-	return fmt.Errorf("%q must be an https URL (http is allowed only for loopback hosts)", s)
 }

@@ -346,3 +346,15 @@ func (v *validator) upstream(key, raw string) {
 	}
 	v.urlParts(key, raw, u, false)
 }
+
+// CheckAuthorityURL applies the rules for configured authority URLs to an
+// endpoint learned at run time (from a discovery document): absolute, https
+// unless the host is a loopback host, no user information or fragment.
+func CheckAuthorityURL(raw string) error {
+	v := &validator{}
+	v.authorityURL("url", raw, true)
+	if len(v.problems) > 0 {
+		return fmt.Errorf("%q %s", raw, v.problems[0].Message)
+	}
+	return nil
+}
