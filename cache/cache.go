@@ -167,3 +167,14 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		return r.Val.(*Entry), res, nil
 	}
 }
+
+// Bytes returns the bytes charged against MaxBytes by the entries held.
+func (c *Cache) Bytes() int64 { return c.store.MaxCost() - c.store.RemainingCost() }
+
+// Len counts the entries held, expired ones not yet collected included. It
+// walks the whole store: call it for metrics, not per request.
+func (c *Cache) Len() int {
+	n := 0
+	c.store.IterValues(func(*Entry) bool { n++; return false })
+	return n
+}

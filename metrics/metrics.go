@@ -53,6 +53,9 @@ type Metrics struct {
 	// BadRequests counts requests refused before authentication by reason
 	// (no_route, bad_path).
 	BadRequests *prometheus.CounterVec
+	// JWKSRefreshes counts fetches of the authority's key set by outcome
+	// (success, failure).
+	JWKSRefreshes *prometheus.CounterVec
 }
 
 // New returns Metrics registered on a new Registry, together with the Go
@@ -107,6 +110,10 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "bad_requests_total",
 			Help: "Requests refused before authentication, by reason.",
 		}, []string{"reason"}),
+		JWKSRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jwks_refreshes_total",
+			Help: "Fetches of the authority's key set, by outcome (success, failure).",
+		}, []string{"outcome"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -117,11 +124,35 @@ func New(version string) *Metrics {
 	reg.MustRegister(
 		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
 		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions,
-		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, build,
+		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.JWKSRefreshes, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// ObserveCache registers obo_gateway_cache_entries and
+// obo_gateway_cache_bytes, read from entries and bytes at each scrape.
+func (m *Metrics) ObserveCache(entries func() int, bytes func() int64) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "cache_entries",
+			Help: "Token B entries held in the cache.",
+		}, func() float64 { return float64(entries()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "cache_bytes",
+			Help: "Bytes charged against cache.max_bytes by the entries held.",
+		}, func() float64 { return float64(bytes()) }),
+	)
+}
+
+// ObserveKeys registers obo_gateway_jwks_keys, the number of keys in the
+// authority's key set, read from keys at each scrape.
+func (m *Metrics) ObserveKeys(keys func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "jwks_keys",
+		Help: "Keys in the authority's key set.",
+	}, func() float64 { return float64(keys()) }))
 }
 
 // Handler serves the registry in the Prometheus exposition format.

@@ -33,6 +33,9 @@ type KeySetConfig struct {
 	// unknown key id, so that tokens with random "kid"s cannot make the
 	// gateway hammer the authority. Zero means 30 seconds.
 	MinRefetch time.Duration
+	// OnFetch, when set, is called after every fetch of the key set with
+	// whether it succeeded (status 200).
+	OnFetch func(ok bool)
 }
 
 // KeySet is the authority's signing keys, kept fresh by jwx's JWKS cache in
@@ -59,12 +62,18 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 	if cfg.MinRefetch <= 0 {
 		cfg.MinRefetch = 30 * time.Second
 	}
+	hc := cfg.HTTPClient
+	if cfg.OnFetch != nil {
+		c := *hc
+		c.Transport = observedTransport{next: transportOf(hc), onFetch: cfg.OnFetch}
+		hc = &c
+	}
 	c, err := jwk.NewCache(ctx, httprc.NewClient())
 	if err != nil {
 		return nil, fmt.Errorf("proxy: jwks cache: %w", err)
 	}
 	err = c.Register(ctx, cfg.URL,
-		jwk.WithHTTPClient(cfg.HTTPClient),
+		jwk.WithHTTPClient(hc),
 		jwk.WithConstantInterval(cfg.Refresh),
 		jwk.WithHttprcResourceOption(httprc.WithMinInterval(cfg.MinRefetch)),
 		jwk.WithWaitReady(false),
@@ -87,6 +96,16 @@ func (k *KeySet) Close() error {
 func (k *KeySet) Ready(ctx context.Context) bool {
 	_, err := k.cache.Lookup(ctx, k.url)
 	return err == nil
+}
+
+// Len returns the number of keys in the current set, or 0 before the first
+// fetch.
+func (k *KeySet) Len() int {
+	set, err := k.cache.Lookup(context.Background(), k.url)
+	if err != nil {
+		return 0
+	}
+	return set.Len()
 }
 
 // Key returns the published key with id kid. An empty kid selects the only
@@ -141,4 +160,23 @@ func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
 		return nil, false
 	}
 	return set.LookupKeyID(kid)
+}
+
+// observedTransport reports the outcome of each key set fetch.
+type observedTransport struct {
+	next    http.RoundTripper
+	onFetch func(ok bool)
+}
+
+func (t observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.next.RoundTrip(r)
+	t.onFetch(err == nil && res.StatusCode == http.StatusOK)
+	return res, err
+}
+
+func transportOf(hc *http.Client) http.RoundTripper {
+	if hc.Transport != nil {
+		return hc.Transport
+	}
+	return http.DefaultTransport
 }

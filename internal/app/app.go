@@ -68,7 +68,14 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
+	m.ObserveCache(c.Len, c.Bytes)
 	a := &App{cfg: cfg, log: log, metrics: m, cache: c}
+	m.ObserveKeys(func() int {
+		if k := a.keys.Load(); k != nil {
+			return k.Len()
+		}
+		return 0
+	})
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 
 	a.ln, err = net.Listen("tcp", cfg.Listen)
@@ -268,6 +275,13 @@ func (a *App) buildHandler(ctx context.Context) error {
 		URL:        md.JWKSURI,
 		HTTPClient: hc,
 		Refresh:    cfg.Authority.JWKSRefresh.D(),
+		OnFetch: func(ok bool) {
+			outcome := "success"
+			if !ok {
+				outcome = "failure"
+			}
+			a.metrics.JWKSRefreshes.WithLabelValues(outcome).Inc()
+		},
 	})
 	if err != nil {
 		return err

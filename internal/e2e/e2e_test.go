@@ -453,8 +453,24 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("%s: %d", p, res.StatusCode)
 		}
 	}
-	if l := e.metric("obo_gateway_build_info"); len(l) != 1 {
-		t.Errorf("build_info: %v", l)
+	if a := e.get("/echo/x", e.token("metrics-user")); a.status != 200 {
+		t.Fatal(a.status)
+	}
+	for prefix, want := range map[string]string{
+		"obo_gateway_build_info":                                           "1",
+		"obo_gateway_cache_entries":                                        "1",
+		"obo_gateway_jwks_keys":                                            "1",
+		`obo_gateway_jwks_refreshes_total{outcome="success"}`:              "",
+		`obo_gateway_requests_total{code="2xx",method="GET",route="echo"}`: "1",
+		"obo_gateway_requests_in_flight":                                   "0",
+	} {
+		l := e.metric(prefix)
+		if len(l) != 1 || want != "" && !strings.HasSuffix(l[0], " "+want) {
+			t.Errorf("%s: %v, want value %q", prefix, l, want)
+		}
+	}
+	if l := e.metric("obo_gateway_cache_bytes"); len(l) != 1 || strings.HasSuffix(l[0], " 0") {
+		t.Errorf("cache_bytes: %v", l)
 	}
 }
 

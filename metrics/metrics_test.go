@@ -1,0 +1,40 @@
+package metrics
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestStatusClass(t *testing.T) {
+	for code, want := range map[int]string{200: "2xx", 204: "2xx", 301: "3xx", 401: "4xx", 499: "4xx", 503: "5xx", 99: "other", 600: "other"} {
+		if got := StatusClass(code); got != want {
+			t.Errorf("StatusClass(%d) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+func TestNewTwiceAndExposition(t *testing.T) {
+	// Two instances must not collide: no collector is global.
+	_ = New("a")
+	m := New("v1.2.3")
+	m.ObserveCache(func() int { return 3 }, func() int64 { return 4096 })
+	m.ObserveKeys(func() int { return 2 })
+	m.Requests.WithLabelValues("graph", "GET", "2xx").Inc()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`obo_gateway_build_info{goversion="`,
+		`version="v1.2.3"} 1`,
+		"obo_gateway_cache_entries 3",
+		"obo_gateway_cache_bytes 4096",
+		"obo_gateway_jwks_keys 2",
+		`obo_gateway_requests_total{code="2xx",method="GET",route="graph"} 1`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+}
