@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +68,12 @@ type options struct {
 	authorityTimeout string
 	extraRoutes      string
 	idp              func(*localidp.Options)
+	// secretFile makes the gateway read its secret from a file.
+	secretFile bool
+	// authorityURL replaces the identity provider's authority URL.
+	authorityURL string
+	// noWait skips waiting for readiness.
+	noWait bool
 }
 
 func start(t *testing.T, o options) *env {
@@ -102,6 +110,18 @@ func start(t *testing.T, o options) *env {
 	if o.authorityTimeout == "" {
 		o.authorityTimeout = "5s"
 	}
+	credential := "secret: ${E2E_SECRET}"
+	if o.secretFile {
+		path := filepath.Join(t.TempDir(), "client-secret")
+		if err := os.WriteFile(path, []byte(o.secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		credential = "secret_file: " + path
+	}
+	authority := idp.Authority()
+	if o.authorityURL != "" {
+		authority = o.authorityURL
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_timeout: 5s
@@ -113,7 +133,7 @@ authority:
   timeout: %s
 client:
   id: %s
-  secret: ${E2E_SECRET}
+  %s
 inbound:
   audiences: [%s, %s]
   required_scopes: [access_as_user]
@@ -131,7 +151,7 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1/
     scopes: [%s]
-%s`, idp.Authority(), o.authorityTimeout, clientID, apiURI, clientID, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+%s`, authority, o.authorityTimeout, clientID, credential, apiURI, clientID, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml", func(k string) (string, bool) {
 		if k == "E2E_SECRET" {
 			return o.secret, true
@@ -159,7 +179,9 @@ routes:
 		cancel()
 		<-e.done
 	})
-	e.waitReady()
+	if !o.noWait {
+		e.waitReady()
+	}
 	return e
 }
 

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// jwksFetches reads obo_gateway_jwks_refreshes_total{outcome="success"}.
+func (e *env) jwksFetches() int {
+	e.t.Helper()
+	l := e.metric(`obo_gateway_jwks_refreshes_total{outcome="success"}`)
+	if len(l) != 1 {
+		return 0
+	}
+	n, err := strconv.Atoi(l[0][strings.LastIndexByte(l[0], ' ')+1:])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func TestKeyRolloverFailsNoRequest(t *testing.T) {
+	e := start(t, options{})
+	oldTok := e.token("roll-1")
+	if a := e.get("/echo/x", oldTok); a.status != 200 {
+		t.Fatalf("before rollover: %d", a.status)
+	}
+	before := e.jwksFetches()
+	if _, err := e.idp.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	// A token signed with the new key, which the gateway has not fetched yet.
+	newTok := e.token("roll-2")
+	if a := e.get("/echo/x", newTok); a.status != 200 {
+		t.Errorf("token signed with the new key: %d %s", a.status, a.body)
+	}
+	if a := e.get("/echo/x", oldTok); a.status != 200 {
+		t.Errorf("token signed with the old, still published key: %d", a.status)
+	}
+	if got := e.jwksFetches() - before; got != 1 {
+		t.Errorf("rollover caused %d key set fetches, want 1", got)
+	}
+}
+
+func TestUnknownKeyIDsCannotAmplifyFetches(t *testing.T) {
+	e := start(t, options{})
+	before := e.jwksFetches()
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	payload := b64(fmt.Sprintf(`{"iss":%q,"aud":%q,"oid":"u","tid":"t","scp":"access_as_user","exp":%d}`,
+		e.idp.Issuer(), apiURI, time.Now().Add(time.Hour).Unix()))
+	for i := range 50 {
+		tok := b64(fmt.Sprintf(`{"alg":"RS256","kid":"attacker-%d"}`, i)) + "." + payload + ".c2ln"
+		if a := e.get("/echo/x", tok); a.status != http.StatusUnauthorized {
+			t.Fatalf("random kid %d: %d", i, a.status)
+		}
+	}
+	if got := e.jwksFetches() - before; got > 1 {
+		t.Errorf("50 unknown kids caused %d key set fetches, want at most 1", got)
+	}
+	if e.idp.TokenRequests() != 0 {
+		t.Error("a token with an unknown kid was exchanged")
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	e := start(t, options{secretFile: true})
+	if a := e.get("/echo/x", e.token("file-user")); a.status != 200 {
+		t.Errorf("with secret_file: %d %s", a.status, a.body)
+	}
+}
+
+func TestNotReadyUntilAuthorityLoads(t *testing.T) {
+	e := start(t, options{authorityURL: "http://127.0.0.1:1/tenant/v2.0", noWait: true})
+	time.Sleep(200 * time.Millisecond)
+	res, err := http.Get(e.admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d while the authority is unreachable, want 503", res.StatusCode)
+	}
+	res, err = http.Get(e.admin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("/healthz = %d, want 200 (the process is alive)", res.StatusCode)
+	}
+	a := e.get("/echo/x", e.token("early"))
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || a.json(t)["error"] != "temporarily_unavailable" {
+		t.Errorf("request before the authority loaded: %d %q %s", a.status, a.header.Get("Retry-After"), a.body)
+	}
+}
