@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -12,6 +13,10 @@ import (
 
 // DefaultMaxBytes is the memory bound used when Config.MaxBytes is zero.
 const DefaultMaxBytes = 64 << 20
+
+// DefaultRefreshRetry is the pause after a failed refresh-ahead before the
+// next attempt for the same entry, when Config.RefreshRetry is zero.
+const DefaultRefreshRetry = 5 * time.Second
 
 // averageEntryBytes sizes ristretto's admission counters: a typical Entra
 // access token is 1.5–2.5 KB.
@@ -27,13 +32,34 @@ type Config struct {
 	// OnEvict, when set, is called each time an entry is evicted to make
 	// room (not when it expires or is deleted).
 	OnEvict func()
+	// OnRefresh, when set, is called after each refresh-ahead with its
+	// error, nil on success.
+	OnRefresh func(key string, err error)
+	// RefreshRetry is the least time between two refresh-ahead attempts for
+	// one entry after a failure. Zero means DefaultRefreshRetry.
+	RefreshRetry time.Duration
 }
 
 // Cache stores token B per key. It is safe for concurrent use.
+//
+// Fetch serves an entry from the cache while it is usable; once the entry
+// passes its RefreshAt, the first Fetch still returns it at once but also
+// starts one background fetch that replaces it (refresh-ahead), so that a
+// steady user never waits for the authority. A failed refresh leaves the
+// old entry in place until its UsableUntil.
 type Cache struct {
 	store *ristretto.Cache[string, *Entry]
 	group singleflight.Group
-	now   func() time.Time
+	cfg   Config
+
+	// refreshing holds the keys whose refresh-ahead is running.
+	refreshing sync.Map
+
+	mu     sync.Mutex // guards closed and bg.Add
+	closed bool
+	bg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns an empty Cache. Close releases its goroutines.
@@ -46,6 +72,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RefreshRetry <= 0 {
+		cfg.RefreshRetry = DefaultRefreshRetry
 	}
 	counters := max(cfg.MaxBytes/averageEntryBytes*10, 1000)
 	rc := &ristretto.Config[string, *Entry]{
@@ -62,16 +91,25 @@ func New(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	return &Cache{store: store, now: cfg.Now}, nil
+	c := &Cache{store: store, cfg: cfg}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
 }
 
-// Close stops the cache's background work and drops every entry.
-func (c *Cache) Close() { c.store.Close() }
+// Close cancels running refreshes, waits for them, and drops every entry.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.bg.Wait()
+	c.store.Close()
+}
 
 // Get returns the entry stored under key if it is still usable.
 func (c *Cache) Get(key string) (*Entry, bool) {
 	e, ok := c.store.Get(key)
-	if !ok || e.Key != key || !e.Usable(c.now()) {
+	if !ok || e.Key != key || !e.Usable(c.cfg.Now()) {
 		return nil, false
 	}
 	return e, true
@@ -80,9 +118,9 @@ func (c *Cache) Get(key string) (*Entry, bool) {
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
 // visible to Get. It reports whether the store accepted the entry (it may
 // refuse one when memory is short and the entry is less valuable than those
-// it would evict) .
+// it would evict).
 func (c *Cache) Set(e *Entry) bool {
-	ttl := e.UsableUntil.Sub(c.now())
+	ttl := e.UsableUntil.Sub(c.cfg.Now())
 	if ttl <= 0 {
 		return false
 	}
@@ -97,8 +135,19 @@ func (c *Cache) Delete(key string) {
 	c.store.Wait()
 }
 
+// Bytes returns the bytes charged against MaxBytes by the entries held.
+func (c *Cache) Bytes() int64 { return c.store.MaxCost() - c.store.RemainingCost() }
+
+// Len counts the entries held, expired ones not yet collected included. It
+// walks the whole store: call it for metrics, not per request.
+func (c *Cache) Len() int {
+	n := 0
+	c.store.IterValues(func(*Entry) bool { n++; return false })
+	return n
+}
+
 // FetchFunc obtains a new entry for a key, typically by an exchange with
-// the authority.
+// the authority. It must bound its own duration.
 type FetchFunc func(ctx context.Context) (*Entry, error)
 
 // Result says where Fetch found its entry.
@@ -130,20 +179,27 @@ func (r Result) String() string {
 // Fetch returns the usable entry for key, calling fetch on a miss. However
 // many calls miss on one key at once, fetch runs once and they all receive
 // its result. The fetch runs detached from ctx, so one caller giving up does
-// not fail the others; fetch must bound its own duration. A failed fetch is
-// returned to every waiting caller and not cached.
+// not fail the others. A failed fetch is returned to every waiting caller
+// and not cached.
+//
+// On a hit past the entry's refresh time, Fetch returns the entry and starts
+// fetch in the background (at most one per key at a time) to replace it.
 func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
 	if e, ok := c.Get(key); ok {
+		if c.cfg.Now().UnixNano() >= e.nextRefresh.Load() {
+			c.refreshAhead(e, fetch)
+		}
 		return e, Hit, nil
 	}
-	detached := context.WithoutCancel(ctx)
+	ran := false
 	ch := c.group.DoChan(key, func() (any, error) {
+		ran = true
 		// Another flight may have stored the entry between our Get and
 		// the start of this one.
 		if e, ok := c.Get(key); ok {
 			return e, nil
 		}
-		e, err := fetch(detached)
+		e, err := fetch(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -157,9 +213,9 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 	case <-ctx.Done():
 		return nil, Miss, ctx.Err()
 	case r := <-ch:
-		res := Miss
-		if r.Shared {
-			res = Shared
+		res := Shared
+		if ran {
+			res = Miss
 		}
 		if r.Err != nil {
 			return nil, res, r.Err
@@ -168,13 +224,35 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 	}
 }
 
-// Bytes returns the bytes charged against MaxBytes by the entries held.
-func (c *Cache) Bytes() int64 { return c.store.MaxCost() - c.store.RemainingCost() }
-
-// Len counts the entries held, expired ones not yet collected included. It
-// walks the whole store: call it for metrics, not per request.
-func (c *Cache) Len() int {
-	n := 0
-	c.store.IterValues(func(*Entry) bool { n++; return false })
-	return n
+// refreshAhead starts a background fetch that replaces old, unless one is
+// already running for its key.
+func (c *Cache) refreshAhead(old *Entry, fetch FetchFunc) {
+	key := old.Key
+	if _, running := c.refreshing.LoadOrStore(key, struct{}{}); running {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.refreshing.Delete(key)
+		return
+	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		defer c.refreshing.Delete(key)
+		e, err := fetch(c.ctx)
+		if err == nil && (e == nil || e.Key != key) {
+			err = errors.New("cache: refresh returned an entry for another key")
+		}
+		if err != nil {
+			old.nextRefresh.Store(c.cfg.Now().Add(c.cfg.RefreshRetry).UnixNano())
+		} else {
+			c.Set(e)
+		}
+		if c.cfg.OnRefresh != nil {
+			c.cfg.OnRefresh(key, err)
+		}
+	}()
 }

@@ -1,6 +1,9 @@
 package cache
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // MaxSafetyMargin is the longest time before expiry at which an entry stops
 // being served. Shorter-lived tokens use half their lifetime instead.
@@ -22,6 +25,10 @@ type Entry struct {
 	UsableUntil time.Time
 	// RefreshAt is when a background renewal should start (refresh-ahead).
 	RefreshAt time.Time
+
+	// nextRefresh is when the next refresh-ahead may start, in Unix
+	// nanoseconds: RefreshAt at first, pushed back after a failed attempt.
+	nextRefresh atomic.Int64
 }
 
 // NewEntry builds the entry for a token issued at issuedAt that expires at
@@ -39,7 +46,7 @@ func NewEntry(key, token, tokenType string, issuedAt, expiresAt time.Time, refre
 	if refreshIn > 0 && issuedAt.Add(refreshIn).Before(usable) {
 		refresh = issuedAt.Add(refreshIn)
 	}
-	return &Entry{
+	e := &Entry{
 		Key:         key,
 		Token:       token,
 		TokenType:   tokenType,
@@ -48,6 +55,8 @@ func NewEntry(key, token, tokenType string, issuedAt, expiresAt time.Time, refre
 		UsableUntil: usable,
 		RefreshAt:   refresh,
 	}
+	e.nextRefresh.Store(refresh.UnixNano())
+	return e
 }
 
 // Usable reports whether the entry may be served at now.

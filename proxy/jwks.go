@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
@@ -38,19 +39,59 @@ type KeySetConfig struct {
 	OnFetch func(ok bool)
 }
 
+// keyIndex is one fetched key set, indexed by key id.
+type keyIndex struct {
+	set   jwk.Set
+	byKID map[string]jwk.Key
+}
+
+func newKeyIndex(set jwk.Set) *keyIndex {
+	idx := &keyIndex{set: set, byKID: make(map[string]jwk.Key, set.Len())}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if kid, ok := k.KeyID(); ok {
+			idx.byKID[kid] = k
+		}
+	}
+	return idx
+}
+
+func (idx *keyIndex) lookup(kid string) (jwk.Key, bool) {
+	if kid == "" {
+		if idx.set.Len() == 1 {
+			return idx.set.Key(0)
+		}
+		return nil, false
+	}
+	k, ok := idx.byKID[kid]
+	return k, ok
+}
+
 // KeySet is the authority's signing keys, kept fresh by jwx's JWKS cache in
 // the background. A token signed with a key id the set does not hold causes
 // one immediate refetch (at most one per MinRefetch), so a key rollover never
 // fails requests. A failed refresh keeps the last good set.
+//
+// Lookups read an immutable index swapped atomically whenever the JWKS cache
+// holds a new set, so the request path takes no lock.
 type KeySet struct {
 	cache      *jwk.Cache
 	url        string
 	minRefetch time.Duration
 
+	current atomic.Pointer[keyIndex]
+
 	group       singleflight.Group
 	mu          sync.Mutex
 	lastRefetch time.Time
+
+	stop chan struct{}
+	done chan struct{}
 }
+
+// syncInterval is how often the index is compared with the JWKS cache's
+// current set, to pick up background refreshes.
+const syncInterval = time.Second
 
 // NewKeySet registers cfg.URL with a new JWKS cache and starts fetching in
 // the background; it does not wait for the first fetch (see Ready). Close
@@ -82,60 +123,110 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 		_ = c.Shutdown(ctx)
 		return nil, fmt.Errorf("proxy: register jwks %s: %w", cfg.URL, err)
 	}
-	return &KeySet{cache: c, url: cfg.URL, minRefetch: cfg.MinRefetch}, nil
+	k := &KeySet{cache: c, url: cfg.URL, minRefetch: cfg.MinRefetch, stop: make(chan struct{}), done: make(chan struct{})}
+	go k.syncLoop()
+	return k, nil
 }
 
 // Close stops the background refresh.
 func (k *KeySet) Close() error {
+	close(k.stop)
+	<-k.done
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return k.cache.Shutdown(ctx)
 }
 
-// Ready reports whether a key set has been fetched.
-func (k *KeySet) Ready(ctx context.Context) bool {
-	_, err := k.cache.Lookup(ctx, k.url)
-	return err == nil
+func (k *KeySet) syncLoop() {
+	defer close(k.done)
+	t := time.NewTicker(syncInterval)
+	defer t.Stop()
+	for {
+		k.sync()
+		select {
+		case <-k.stop:
+			return
+		case <-t.C:
+		}
+	}
 }
+
+// sync installs the JWKS cache's current set if it differs from the index.
+func (k *KeySet) sync() *keyIndex {
+	set, err := k.cache.Lookup(context.Background(), k.url)
+	if err != nil {
+		return k.current.Load()
+	}
+	return k.install(set)
+}
+
+func (k *KeySet) install(set jwk.Set) *keyIndex {
+	if cur := k.current.Load(); cur != nil && cur.set == set {
+		return cur
+	}
+	idx := newKeyIndex(set)
+	k.current.Store(idx)
+	return idx
+}
+
+// Ready reports whether a key set has been fetched.
+func (k *KeySet) Ready(context.Context) bool { return k.sync() != nil }
 
 // Len returns the number of keys in the current set, or 0 before the first
 // fetch.
 func (k *KeySet) Len() int {
-	set, err := k.cache.Lookup(context.Background(), k.url)
-	if err != nil {
-		return 0
+	if idx := k.current.Load(); idx != nil {
+		return idx.set.Len()
 	}
-	return set.Len()
+	return 0
+}
+
+// Has reports whether the current set holds a key with id kid (the only key
+// of a one-key set, for an empty kid).
+func (k *KeySet) Has(kid string) bool {
+	idx := k.current.Load()
+	if idx == nil {
+		return false
+	}
+	_, ok := idx.lookup(kid)
+	return ok
 }
 
 // Key returns the published key with id kid. An empty kid selects the only
 // key of a one-key set.
 func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
-	set, err := k.cache.Lookup(ctx, k.url)
-	if err == nil {
-		if key, ok := lookup(set, kid); ok {
+	idx := k.current.Load()
+	if idx == nil {
+		idx = k.sync()
+	}
+	if idx != nil {
+		if key, ok := idx.lookup(kid); ok {
 			return key, nil
 		}
 	}
 	// Unknown id, or nothing fetched yet: refetch, at most once per
 	// minRefetch however many requests ask.
 	if !k.mayRefetch() {
-		if err != nil {
+		if idx == nil {
 			return nil, ErrKeysUnavailable
 		}
 		return nil, ErrUnknownKey
 	}
-	v, rerr, _ := k.group.Do("refetch", func() (any, error) {
-		return k.cache.Refresh(context.WithoutCancel(ctx), k.url)
-	})
-	if rerr != nil {
+	v, err, _ := k.group.Do("refetch", func() (any, error) {
+		set, err := k.cache.Refresh(context.WithoutCancel(ctx), k.url)
 		if err != nil {
+			return nil, err
+		}
+		return k.install(set), nil
+	})
+	if err != nil {
+		if idx == nil {
 			return nil, ErrKeysUnavailable
 		}
 		// Keep using the last good set; the key is unknown to it.
 		return nil, ErrUnknownKey
 	}
-	if key, ok := lookup(v.(jwk.Set), kid); ok {
+	if key, ok := v.(*keyIndex).lookup(kid); ok {
 		return key, nil
 	}
 	return nil, ErrUnknownKey
@@ -150,16 +241,6 @@ func (k *KeySet) mayRefetch() bool {
 	}
 	k.lastRefetch = now
 	return true
-}
-
-func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
-	if kid == "" {
-		if set.Len() == 1 {
-			return set.Key(0)
-		}
-		return nil, false
-	}
-	return set.LookupKeyID(kid)
 }
 
 // observedTransport reports the outcome of each key set fetch.
@@ -179,4 +260,15 @@ func transportOf(hc *http.Client) http.RoundTripper {
 		return hc.Transport
 	}
 	return http.DefaultTransport
+}
+
+// lookup finds kid in set directly, without an index.
+func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
+	if kid == "" {
+		if set.Len() == 1 {
+			return set.Key(0)
+		}
+		return nil, false
+	}
+	return set.LookupKeyID(kid)
 }

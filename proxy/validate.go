@@ -149,6 +149,9 @@ type Claims struct {
 	Scopes []string
 	// Roles are the application or user roles ("roles").
 	Roles []string
+	// AuthContexts are the authentication context ids the user satisfied
+	// ("acrs"), such as a step-up to phishing-resistant MFA.
+	AuthContexts []string
 	// ExpiresAt is the token's "exp".
 	ExpiresAt time.Time
 }
@@ -224,6 +227,7 @@ type payload struct {
 	Oid   string      `json:"oid"`
 	Scp   string      `json:"scp"`
 	Roles []string    `json:"roles"`
+	Acrs  []string    `json:"acrs"`
 }
 
 // Validate checks raw, the compact serialisation of token A, and returns its
@@ -291,14 +295,15 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 	}
 
 	c := &Claims{
-		Issuer:    p.Iss,
-		Subject:   p.Sub,
-		Audience:  aud,
-		TenantID:  p.Tid,
-		ObjectID:  p.Oid,
-		Scopes:    strings.Fields(p.Scp),
-		Roles:     p.Roles,
-		ExpiresAt: p.Exp.t,
+		Issuer:       p.Iss,
+		Subject:      p.Sub,
+		Audience:     aud,
+		TenantID:     p.Tid,
+		ObjectID:     p.Oid,
+		Scopes:       strings.Fields(p.Scp),
+		Roles:        p.Roles,
+		AuthContexts: p.Acrs,
+		ExpiresAt:    p.Exp.t,
 	}
 	if c.ObjectID == "" && c.Subject == "" {
 		return nil, reject(ReasonMalformed, "token has neither oid nor sub")

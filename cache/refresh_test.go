@@ -1,0 +1,145 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clock is a settable time source.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock { c := &clock{}; c.ns.Store(t.UnixNano()); return c }
+func (c *clock) now() time.Time   { return time.Unix(0, c.ns.Load()) }
+func (c *clock) set(t time.Time)  { c.ns.Store(t.UnixNano()) }
+
+func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
+	t0 := time.Now()
+	clk := newClock(t0)
+	refreshed := make(chan error, 10)
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { refreshed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0)) // refresh at 41m15s
+
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fetch := func(ctx context.Context) (*Entry, error) {
+		calls.Add(1)
+		<-release
+		now := clk.now()
+		return NewEntry("k", "new", "Bearer", now, now.Add(time.Hour), 0), nil
+	}
+
+	// Before the refresh time: a plain hit.
+	if e, res, _ := c.Fetch(context.Background(), "k", fetch); e.Token != "old" || res != Hit || calls.Load() != 0 {
+		t.Fatalf("before refresh time: %s %v, %d fetches", e.Token, res, calls.Load())
+	}
+	clk.set(t0.Add(42 * time.Minute))
+	// Many requests past the refresh time: all served at once from the
+	// cache, one refresh in the background.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, res, err := c.Fetch(context.Background(), "k", fetch)
+			if err != nil || e.Token != "old" || res != Hit {
+				t.Errorf("during refresh: %v %v %v", e, res, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(release)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d refreshes ran for one key, want 1", n)
+	}
+	if e, _ := c.Get("k"); e.Token != "new" {
+		t.Errorf("after refresh: %s", e.Token)
+	}
+}
+
+func TestFailedRefreshKeepsOldUntilMargin(t *testing.T) {
+	t0 := time.Now()
+	clk := newClock(t0)
+	refreshed := make(chan error, 10)
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, RefreshRetry: time.Minute,
+		OnRefresh: func(_ string, err error) { refreshed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0))
+	var calls atomic.Int32
+	boom := errors.New("authority down")
+	fetch := func(ctx context.Context) (*Entry, error) { calls.Add(1); return nil, boom }
+
+	clk.set(t0.Add(50 * time.Minute))
+	if e, res, err := c.Fetch(context.Background(), "k", fetch); err != nil || e.Token != "old" || res != Hit {
+		t.Fatalf("%v %v %v", e, res, err)
+	}
+	if err := <-refreshed; !errors.Is(err, boom) {
+		t.Fatalf("OnRefresh got %v", err)
+	}
+	// Within RefreshRetry: no new attempt, still the old token.
+	clk.set(t0.Add(50*time.Minute + 30*time.Second))
+	if e, _, _ := c.Fetch(context.Background(), "k", fetch); e.Token != "old" {
+		t.Fatal("old token not served after a failed refresh")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d attempts within RefreshRetry, want 1", n)
+	}
+	// After RefreshRetry: another attempt.
+	clk.set(t0.Add(52 * time.Minute))
+	c.Fetch(context.Background(), "k", fetch)
+	<-refreshed
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d attempts after RefreshRetry, want 2", n)
+	}
+	// Inside the safety margin the old token is no longer served: a miss
+	// that waits for (and here fails with) the fetch.
+	clk.set(t0.Add(55 * time.Minute))
+	if _, res, err := c.Fetch(context.Background(), "k", fetch); !errors.Is(err, boom) || res != Miss {
+		t.Errorf("inside the margin: %v %v", res, err)
+	}
+}
+
+func TestShortLivedTokenIsRefreshedAhead(t *testing.T) {
+	// A 20-second token is usable for 10 s and refreshed from 7.5 s.
+	t0 := time.Now()
+	clk := newClock(t0)
+	done := make(chan error, 1)
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { done <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(20*time.Second), 0))
+	fetch := func(ctx context.Context) (*Entry, error) {
+		now := clk.now()
+		return NewEntry("k", "new", "Bearer", now, now.Add(20*time.Second), 0), nil
+	}
+	clk.set(t0.Add(7 * time.Second))
+	c.Fetch(context.Background(), "k", fetch)
+	select {
+	case <-done:
+		t.Fatal("refreshed before 7.5 s")
+	case <-time.After(50 * time.Millisecond):
+	}
+	clk.set(t0.Add(7600 * time.Millisecond))
+	c.Fetch(context.Background(), "k", fetch)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := c.Get("k"); !ok || e.Token != "new" {
+		t.Error("short-lived token was not refreshed ahead")
+	}
+}

@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// MaxCachedTokenBytes is the size above which a verified token A is not
+// remembered (such tokens are rare and would crowd out the others).
+const MaxCachedTokenBytes = 8 << 10
+
+// TokenValidator checks token A. sum is the SHA-256 of raw, which the
+// caller computes once per request (it also names the token in logs).
+type TokenValidator interface {
+	Validate(ctx context.Context, raw string, sum [sha256.Size]byte) (*Claims, error)
+}
+
+// Uncached adapts a Validator to TokenValidator: every call verifies the
+// signature.
+func Uncached(v *Validator) TokenValidator { return uncached{v} }
+
+type uncached struct{ v *Validator }
+
+func (u uncached) Validate(ctx context.Context, raw string, _ [sha256.Size]byte) (*Claims, error) {
+	return u.v.Validate(ctx, raw)
+}
+
+// KeyPresence reports whether the authority still publishes a key.
+// *KeySet implements it.
+type KeyPresence interface {
+	Has(kid string) bool
+}
+
+// VerifiedCache remembers the claims of tokens that passed validation, keyed
+// by the SHA-256 of the raw token, so that the signature of a token is
+// verified once rather than on every request. Each hit re-checks the
+// token's expiry (with the validator's clock skew) and that the key that
+// signed it is still published, so removing a key from the authority's key
+// set revokes the tokens it signed. Refusals are not remembered.
+type VerifiedCache struct {
+	v     *Validator
+	keys  KeyPresence
+	store *ristretto.Cache[uint64, *verified]
+}
+
+type verified struct {
+	sum    [sha256.Size]byte
+	claims *Claims
+	kid    string
+}
+
+// NewVerifiedCache returns a cache in front of v holding at most maxBytes
+// of claims. keys tells whether a signing key is still published.
+func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("proxy: verified token cache size %d must be positive", maxBytes)
+	}
+	store, err := ristretto.NewCache(&ristretto.Config[uint64, *verified]{
+		NumCounters:        max(maxBytes/256*10, 1000),
+		MaxCost:            maxBytes,
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: verified token cache: %w", err)
+	}
+	return &VerifiedCache{v: v, keys: keys, store: store}, nil
+}
+
+// Close releases the cache.
+func (c *VerifiedCache) Close() { c.store.Close() }
+
+// Validate returns the remembered claims of raw when they are still valid,
+// and otherwise validates raw fully and remembers the result.
+func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Size]byte) (*Claims, error) {
+	id := binary.LittleEndian.Uint64(sum[:8])
+	if e, ok := c.store.Get(id); ok && e.sum == sum {
+		if c.v.cfg.Now().Before(e.claims.ExpiresAt.Add(c.v.cfg.ClockSkew)) && c.keys.Has(e.kid) {
+			return e.claims, nil
+		}
+		c.store.Del(id)
+	}
+	claims, err := c.v.Validate(ctx, raw)
+	if err != nil || len(raw) > MaxCachedTokenBytes {
+		return claims, err
+	}
+	ttl := claims.ExpiresAt.Add(c.v.cfg.ClockSkew).Sub(c.v.cfg.Now())
+	if ttl > 0 {
+		c.store.SetWithTTL(id, &verified{sum: sum, claims: claims, kid: headerKID(raw)}, claimsCost(claims), ttl)
+	}
+	return claims, nil
+}
+
+// claimsCost approximates the bytes one remembered token costs.
+func claimsCost(c *Claims) int64 {
+	n := 160 + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID)
+	for _, s := range c.Scopes {
+		n += 16 + len(s)
+	}
+	for _, s := range c.Roles {
+		n += 16 + len(s)
+	}
+	return int64(n)
+}
+
+// headerKID returns the "kid" of a token that has already been validated.
+func headerKID(raw string) string {
+	h64, _, _ := strings.Cut(raw, ".")
+	var h header
+	if err := decodeSegment(h64, &h); err != nil {
+		return ""
+	}
+	return h.Kid
+}
+
+// sumToken returns the SHA-256 of a raw token.
+func sumToken(raw string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(raw))
+}
+
+// fingerprintOf names a token in logs: the first 12 hex digits of its
+// SHA-256.
+func fingerprintOf(sum [sha256.Size]byte) string {
+	return hex.EncodeToString(sum[:6])
+}
