@@ -84,6 +84,12 @@ type Client struct {
 	// read again on every call of Config.ClientSecret, so that a rotated
 	// secret is picked up; surrounding white space is ignored.
 	SecretFile string `yaml:"secret_file"`
+	// Capabilities are the client capabilities declared on every exchange.
+	// ["cp1"] turns on continuous access evaluation: the authority issues
+	// long-lived tokens B that downstream APIs revoke with a claims
+	// challenge, which the gateway answers by exchanging again with the
+	// challenge's claims and retrying the request once.
+	Capabilities []string `yaml:"capabilities"`
 }
 
 // Inbound configures the validation of token A.
@@ -100,6 +106,10 @@ type Inbound struct {
 	// ["RS256"]. Allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256,
 	// ES384 and ES512; none and the symmetric HS* algorithms never are.
 	Algorithms []string `yaml:"algorithms"`
+	// VerifiedCacheBytes bounds the cache of verified tokens A (keyed by
+	// the token's SHA-256, so a token's signature is verified once). Default
+	// 16MiB; 0 turns the cache off.
+	VerifiedCacheBytes ByteSize `yaml:"verified_cache_bytes"`
 }
 
 // The values of Route.Flow.
@@ -132,6 +142,11 @@ type Route struct {
 	// Timeout bounds the wait for the downstream response headers.
 	// Default 30s.
 	Timeout Duration `yaml:"timeout"`
+	// ReplayMaxBytes is the largest request body kept in memory so that
+	// the request can be sent again after a continuous access evaluation
+	// challenge (client.capabilities: [cp1]). Larger bodies stream and are
+	// not retried. Default 64KiB; 0 disables the retry for the route.
+	ReplayMaxBytes ByteSize `yaml:"replay_max_bytes"`
 }
 
 // Cache configures the token B cache.
@@ -139,7 +154,17 @@ type Cache struct {
 	// MaxBytes bounds the memory the cache uses. Default 64MiB, at least
 	// 1MiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Key selects what token B is cached per: CacheKeyUser (the default:
+	// tenant, user, scopes and the token's authentication contexts) or
+	// CacheKeyAssertion (the SHA-256 of token A itself, as MSAL does).
+	Key string `yaml:"key"`
 }
+
+// The values of Cache.Key.
+const (
+	CacheKeyUser      = "user"
+	CacheKeyAssertion = "assertion"
+)
 
 // Default values applied by Parse to what the file leaves out.
 const (
@@ -154,6 +179,8 @@ const (
 	defaultAlgorithm       = "RS256"
 	defaultRouteTimeout    = Duration(30 * time.Second)
 	defaultCacheMaxBytes   = 64 * MiB
+	defaultVerifiedBytes   = 16 * MiB
+	defaultReplayMaxBytes  = 64 * KiB
 )
 
 // Load reads the configuration file at path and parses it with Parse,
@@ -269,7 +296,14 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 		r := &c.Routes[i]
 		setString(&r.Flow, FlowOnBehalfOf)
 		setDuration("routes["+strconv.Itoa(i)+"].timeout", &r.Timeout, defaultRouteTimeout)
+		if !isSet("routes[" + strconv.Itoa(i) + "].replay_max_bytes") {
+			r.ReplayMaxBytes = defaultReplayMaxBytes
+		}
 	}
+	if !isSet("inbound.verified_cache_bytes") {
+		c.Inbound.VerifiedCacheBytes = defaultVerifiedBytes
+	}
+	setString(&c.Cache.Key, CacheKeyUser)
 	if !isSet("cache.max_bytes") {
 		c.Cache.MaxBytes = defaultCacheMaxBytes
 	}

@@ -63,6 +63,8 @@ func TestParseValidFile(t *testing.T) {
 			RequiredScopes: []string{"access_as_user"},
 			ClockSkew:      Duration(time.Minute),
 			Algorithms:     []string{"RS256"},
+
+			VerifiedCacheBytes: 16 * MiB,
 		},
 		Routes: []Route{
 			{
@@ -72,6 +74,8 @@ func TestParseValidFile(t *testing.T) {
 				Scopes:     []string{"https://graph.microsoft.com/User.Read"},
 				Flow:       FlowOnBehalfOf,
 				Timeout:    Duration(30 * time.Second),
+
+				ReplayMaxBytes: 64 * KiB,
 			},
 			{
 				Name:       "reports",
@@ -80,9 +84,11 @@ func TestParseValidFile(t *testing.T) {
 				Scopes:     []string{"api://reports-api/.default"},
 				Flow:       FlowClientCredentials,
 				Timeout:    Duration(time.Minute),
+
+				ReplayMaxBytes: 64 * KiB,
 			},
 		},
-		Cache: Cache{MaxBytes: 64 * MiB},
+		Cache: Cache{MaxBytes: 64 * MiB, Key: CacheKeyUser},
 	}
 
 	t.Run("Parse", func(t *testing.T) {
@@ -442,9 +448,9 @@ routes:
 `)
 	c := mustParse(t, data, testEnv)
 	want := []Route{
-		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second)},
-		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second)},
-		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(7 * time.Second)},
+		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB},
+		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB},
+		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(7 * time.Second), ReplayMaxBytes: 64 * KiB},
 	}
 	if !reflect.DeepEqual(c.Routes, want) {
 		t.Errorf("Routes =\n%+v\nwant\n%+v", c.Routes, want)

@@ -64,6 +64,22 @@ func (c *Config) validate() []Problem {
 	if c.Cache.MaxBytes < MiB {
 		v.add("cache.max_bytes", "must be at least 1MiB, not %s", c.Cache.MaxBytes)
 	}
+	if c.Cache.Key != "" { // empty means the default, user
+		v.oneOf("cache.key", c.Cache.Key, CacheKeyUser, CacheKeyAssertion)
+	}
+	if c.Inbound.VerifiedCacheBytes < 0 {
+		v.add("inbound.verified_cache_bytes", "must not be negative")
+	}
+	for i, cp := range c.Client.Capabilities {
+		if cp != "cp1" {
+			v.add(fmt.Sprintf("client.capabilities[%d]", i), "%q is not a known client capability (the only one is \"cp1\")", cp)
+		}
+	}
+	for i, r := range c.Routes {
+		if r.ReplayMaxBytes < 0 || r.ReplayMaxBytes > 16*MiB {
+			v.add(fmt.Sprintf("routes[%d].replay_max_bytes", i), "must be between 0 and 16MiB, not %s", r.ReplayMaxBytes)
+		}
+	}
 	return v.problems
 }
 

@@ -27,6 +27,8 @@ func validConfig() *Config {
 			Audiences:  []string{"api://api-a"},
 			ClockSkew:  Duration(time.Minute),
 			Algorithms: []string{"RS256"},
+
+			VerifiedCacheBytes: 16 * MiB,
 		},
 		Routes: []Route{{
 			Name:       "graph",
@@ -35,8 +37,10 @@ func validConfig() *Config {
 			Scopes:     []string{"https://graph.microsoft.com/User.Read"},
 			Flow:       FlowOnBehalfOf,
 			Timeout:    Duration(30 * time.Second),
+
+			ReplayMaxBytes: 64 * KiB,
 		}},
-		Cache: Cache{MaxBytes: 64 * MiB},
+		Cache: Cache{MaxBytes: 64 * MiB, Key: CacheKeyUser},
 	}
 }
 
@@ -310,5 +314,34 @@ func TestValidateListsEveryProblem(t *testing.T) {
 		"routes[10].upstream: must be an absolute http(s) URL"
 	if err.Error() != text {
 		t.Errorf("Error() =\n%s\nwant\n%s", err, text)
+	}
+}
+
+func TestValidateFastPathKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		key  string
+	}{
+		{"unknown cache key mode", func(c *Config) { c.Cache.Key = "session" }, "cache.key"},
+		{"unknown capability", func(c *Config) { c.Client.Capabilities = []string{"cp1", "cp2"} }, "client.capabilities[1]"},
+		{"negative verified cache", func(c *Config) { c.Inbound.VerifiedCacheBytes = -1 }, "inbound.verified_cache_bytes"},
+		{"huge replay buffer", func(c *Config) { c.Routes[0].ReplayMaxBytes = 32 * MiB }, "routes[0].replay_max_bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.edit(c)
+			err := c.Validate()
+			ps, ok := err.(Problems)
+			if !ok || len(ps) != 1 || ps[0].Key != tc.key {
+				t.Errorf("Validate() = %v, want one problem at %s", err, tc.key)
+			}
+		})
+	}
+	c := validConfig()
+	c.Cache.Key, c.Client.Capabilities, c.Inbound.VerifiedCacheBytes = CacheKeyAssertion, []string{"cp1"}, 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid fast-path settings refused: %v", err)
 	}
 }
