@@ -42,8 +42,13 @@ func TestKeysSeparateUsersAndScopes(t *testing.T) {
 		t.Errorf("NormalizeScopes = %q", s)
 	}
 	keys := []string{
-		UserKey("t1", "u1", "a"), UserKey("t1", "u2", "a"), UserKey("t2", "u1", "a"),
-		UserKey("t1", "u1", "b"), UserKey("t1u", "1", "a"), UserKey("t", "1u1", "a"), AppKey("a"),
+		UserKey("t1", "u1", nil, "a"), UserKey("t1", "u2", nil, "a"), UserKey("t2", "u1", nil, "a"),
+		UserKey("t1", "u1", nil, "b"), UserKey("t1u", "1", nil, "a"), UserKey("t", "1u1", nil, "a"),
+		UserKey("t1", "u1", []string{"c1"}, "a"), UserKey("t1", "u1", []string{"c1", "c2"}, "a"),
+		AppKey("a"), AssertionKey([32]byte{1}, "a"), AssertionKey([32]byte{2}, "a"),
+	}
+	if UserKey("t", "u", []string{"c2", "c1", "c1"}, "a") != UserKey("t", "u", []string{"c1", "c2"}, "a") {
+		t.Error("authentication contexts are not normalised")
 	}
 	seen := map[string]bool{}
 	for _, k := range keys {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,22 +21,47 @@ func NormalizeScopes(scopes []string) string {
 	return strings.Join(slices.Compact(s), " ")
 }
 
-// UserKey is the key of a delegated token B: the user's tenant and object id
-// (or, when the token has none, its issuer and subject) and the normalised
-// scope set. Tenant and user are length-prefixed, so no choice of claim
-// values can make two different users share a key.
-func UserKey(tenant, user, scopeSet string) string {
+// UserKey is the key of a delegated token B in the default key mode: the
+// user's tenant and object id (or, when the token has none, its issuer and
+// subject), the authentication contexts the user satisfied ("acrs", so a
+// stepped-up token never shares an entry with a plain one) and the
+// normalised scope set. Every part but the last is length-prefixed, so no
+// choice of claim values can make two different users share a key.
+func UserKey(tenant, user string, authContexts []string, scopeSet string) string {
 	var b strings.Builder
-	b.Grow(len(tenant) + len(user) + len(scopeSet) + 12)
-	b.WriteString("u")
-	b.WriteString(strconv.Itoa(len(tenant)))
-	b.WriteByte(':')
-	b.WriteString(tenant)
-	b.WriteString(strconv.Itoa(len(user)))
-	b.WriteByte(':')
-	b.WriteString(user)
+	n := len(tenant) + len(user) + len(scopeSet) + 16
+	for _, a := range authContexts {
+		n += len(a) + 1
+	}
+	b.Grow(n)
+	b.WriteByte('u')
+	writePrefixed(&b, tenant)
+	writePrefixed(&b, user)
+	switch len(authContexts) {
+	case 0:
+		writePrefixed(&b, "")
+	case 1:
+		writePrefixed(&b, authContexts[0])
+	default:
+		acrs := slices.Clone(authContexts)
+		slices.Sort(acrs)
+		writePrefixed(&b, strings.Join(slices.Compact(acrs), ","))
+	}
 	b.WriteString(scopeSet)
 	return b.String()
+}
+
+func writePrefixed(b *strings.Builder, s string) {
+	b.WriteString(strconv.Itoa(len(s)))
+	b.WriteByte(':')
+	b.WriteString(s)
+}
+
+// AssertionKey is the key of a delegated token B in the assertion key mode:
+// bound to the SHA-256 of token A itself, as MSAL caches OBO tokens. Each new
+// token A of a user costs an exchange.
+func AssertionKey(assertionSum [32]byte, scopeSet string) string {
+	return "h" + hex.EncodeToString(assertionSum[:]) + scopeSet
 }
 
 // AppKey is the key of an app-only token B (client credentials): it depends

@@ -41,6 +41,10 @@ type Config struct {
 	Timeout time.Duration
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// Capabilities are client capabilities declared on every request
+	// ("cp1" enables continuous access evaluation); they are sent in the
+	// "claims" parameter as {"access_token":{"xms_cc":{"values":[...]}}}.
+	Capabilities []string
 }
 
 // Client asks one authority's token endpoint for tokens. It is safe for
@@ -104,31 +108,83 @@ type Token struct {
 	RefreshIn time.Duration
 }
 
-// OnBehalfOf exchanges assertion (token A, the user's token for API A) for a
-// token for scopes, with the On-Behalf-Of grant. A refresh token in the
-// answer is discarded: the gateway always exchanges token A again.
-func (c *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (*Token, error) {
-	if assertion == "" {
-		return nil, errors.New("obo: on-behalf-of: empty assertion")
-	}
-	form := url.Values{
-		"grant_type":          {GrantJWTBearer},
-		"assertion":           {assertion},
-		"requested_token_use": {"on_behalf_of"},
-	}
-	return c.token(ctx, form, scopes)
+// The flows a Request can use.
+const (
+	FlowOnBehalfOf        = "on_behalf_of"
+	FlowClientCredentials = "client_credentials"
+)
+
+// Request describes one token request.
+type Request struct {
+	// Flow is FlowOnBehalfOf (the default) or FlowClientCredentials.
+	Flow string
+	// Assertion is token A, the user's token for API A (On-Behalf-Of only).
+	Assertion string
+	// Scopes are requested for token B. Required.
+	Scopes []string
+	// Claims is a claims request (a JSON object), such as the claims of a
+	// downstream API's continuous access evaluation challenge. It is merged
+	// with the client capabilities into the "claims" parameter.
+	Claims string
 }
 
-// ClientCredentials asks for an app-only token for scopes (each of the form
-// "<resource>/.default") with the client credentials grant.
-func (c *Client) ClientCredentials(ctx context.Context, scopes []string) (*Token, error) {
-	return c.token(ctx, url.Values{"grant_type": {GrantClientCredentials}}, scopes)
-}
-
-func (c *Client) token(ctx context.Context, form url.Values, scopes []string) (*Token, error) {
-	if len(scopes) == 0 {
+// Token performs req. On-Behalf-Of exchanges assertion (token A) for a
+// token for the scopes; a refresh token in the answer is discarded, since
+// the gateway always exchanges token A again. Client credentials ask for an
+// app-only token for scopes of the form "<resource>/.default".
+func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
+	if len(req.Scopes) == 0 {
 		return nil, errors.New("obo: no scopes requested")
 	}
+	var form url.Values
+	switch req.Flow {
+	case "", FlowOnBehalfOf:
+		if req.Assertion == "" {
+			return nil, errors.New("obo: on-behalf-of: empty assertion")
+		}
+		form = url.Values{
+			"grant_type":          {GrantJWTBearer},
+			"assertion":           {req.Assertion},
+			"requested_token_use": {"on_behalf_of"},
+		}
+	case FlowClientCredentials:
+		form = url.Values{"grant_type": {GrantClientCredentials}}
+	default:
+		return nil, fmt.Errorf("obo: unknown flow %q", req.Flow)
+	}
+	claims, err := MergeClaims(c.capabilityClaims(), req.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("obo: claims: %w", err)
+	}
+	if claims != "" {
+		form.Set("claims", claims)
+	}
+	return c.post(ctx, form, req.Scopes)
+}
+
+// OnBehalfOf exchanges assertion for a token for scopes; it is Token with
+// an On-Behalf-Of Request.
+func (c *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (*Token, error) {
+	return c.Token(ctx, Request{Flow: FlowOnBehalfOf, Assertion: assertion, Scopes: scopes})
+}
+
+// ClientCredentials asks for an app-only token for scopes; it is Token with
+// a client credentials Request.
+func (c *Client) ClientCredentials(ctx context.Context, scopes []string) (*Token, error) {
+	return c.Token(ctx, Request{Flow: FlowClientCredentials, Scopes: scopes})
+}
+
+// capabilityClaims returns the claims request declaring the client
+// capabilities, or "".
+func (c *Client) capabilityClaims() string {
+	if len(c.cfg.Capabilities) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(map[string]any{"access_token": map[string]any{"xms_cc": map[string]any{"values": c.cfg.Capabilities}}})
+	return string(b)
+}
+
+func (c *Client) post(ctx context.Context, form url.Values, scopes []string) (*Token, error) {
 	form.Set("client_id", c.cfg.ClientID)
 	form.Set("scope", strings.Join(scopes, " "))
 	if err := c.cfg.Credential.Apply(ctx, c.cfg.TokenEndpoint, form); err != nil {

@@ -281,3 +281,52 @@ func TestSecretsAreNotPrinted(t *testing.T) {
 		}
 	}
 }
+
+func TestCapabilitiesAndClaims(t *testing.T) {
+	srv, last := tokenServer(t, func(w http.ResponseWriter, _ url.Values) {
+		_, _ = w.Write([]byte(`{"expires_in":600,"access_token":"x"}`))
+	})
+	c, err := NewClient(Config{ClientID: "c", TokenEndpoint: srv.URL, Credential: ClientSecret("s"), Capabilities: []string{"cp1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.OnBehalfOf(context.Background(), "a", []string{"s/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := last.Get("claims"); got != `{"access_token":{"xms_cc":{"values":["cp1"]}}}` {
+		t.Errorf("claims = %s", got)
+	}
+	challenge := `{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}`
+	if _, err := c.Token(context.Background(), Request{Assertion: "a", Scopes: []string{"s/x"}, Claims: challenge}); err != nil {
+		t.Fatal(err)
+	}
+	if got := last.Get("claims"); got != `{"access_token":{"nbf":{"essential":true,"value":"1604106651"},"xms_cc":{"values":["cp1"]}}}` {
+		t.Errorf("merged claims = %s", got)
+	}
+	plain := newTestClient(t, srv.URL, ClientSecret("s"), time.Now())
+	if _, err := plain.OnBehalfOf(context.Background(), "a", []string{"s/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if last.Has("claims") {
+		t.Error("claims sent without capabilities or a challenge")
+	}
+}
+
+func TestMergeClaims(t *testing.T) {
+	tests := []struct{ a, b, want string }{
+		{"", "", ""},
+		{`{"x":1}`, "", `{"x":1}`},
+		{"", `{"x":1}`, `{"x":1}`},
+		{`{"access_token":{"a":1}}`, `{"access_token":{"b":2},"id_token":{}}`, `{"access_token":{"a":1,"b":2},"id_token":{}}`},
+		{`{"k":{"a":1}}`, `{"k":2}`, `{"k":2}`},
+	}
+	for _, tc := range tests {
+		got, err := MergeClaims(tc.a, tc.b)
+		if err != nil || got != tc.want {
+			t.Errorf("MergeClaims(%s, %s) = %s, %v; want %s", tc.a, tc.b, got, err, tc.want)
+		}
+	}
+	if _, err := MergeClaims(`{"a":1}`, `not json`); err == nil {
+		t.Error("invalid claims accepted")
+	}
+}
