@@ -53,6 +53,12 @@ type Metrics struct {
 	// BadRequests counts requests refused before authentication by reason
 	// (no_route, bad_path).
 	BadRequests *prometheus.CounterVec
+	// Refreshes counts refresh-ahead exchanges by outcome (success,
+	// failure).
+	Refreshes *prometheus.CounterVec
+	// CAERetries counts requests retried with a new token B after a
+	// downstream continuous access evaluation challenge, by route.
+	CAERetries *prometheus.CounterVec
 	// JWKSRefreshes counts fetches of the authority's key set by outcome
 	// (success, failure).
 	JWKSRefreshes *prometheus.CounterVec
@@ -110,6 +116,14 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "bad_requests_total",
 			Help: "Requests refused before authentication, by reason.",
 		}, []string{"reason"}),
+		Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "refreshes_total",
+			Help: "Refresh-ahead exchanges of cached tokens B, by outcome (success, failure).",
+		}, []string{"outcome"}),
+		CAERetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cae_retries_total",
+			Help: "Requests retried with a new token B after a downstream claims challenge, by route.",
+		}, []string{"route"}),
 		JWKSRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jwks_refreshes_total",
 			Help: "Fetches of the authority's key set, by outcome (success, failure).",
@@ -124,7 +138,7 @@ func New(version string) *Metrics {
 	reg.MustRegister(
 		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
 		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions,
-		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.JWKSRefreshes, build,
+		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -19,8 +21,7 @@ import (
 
 // Exchanger obtains token B from the authority. *obo.Client implements it.
 type Exchanger interface {
-	OnBehalfOf(ctx context.Context, assertion string, scopes []string) (*obo.Token, error)
-	ClientCredentials(ctx context.Context, scopes []string) (*obo.Token, error)
+	Token(ctx context.Context, req obo.Request) (*obo.Token, error)
 }
 
 // RouteConfig describes one downstream API.
@@ -40,15 +41,39 @@ type RouteConfig struct {
 	// Timeout bounds the wait for the downstream's response headers; zero
 	// means 30 seconds.
 	Timeout time.Duration
+	// ReplayMaxBytes is the largest request body kept so the request can be
+	// retried after a continuous access evaluation challenge (only with
+	// Config.CAE). Zero disables the retry for the route.
+	ReplayMaxBytes int64
 }
 
-// Config configures a Handler. All fields but Logger are required.
+// Cache key modes.
+const (
+	// KeyUser caches token B per tenant, user, authentication contexts
+	// and scope set (the default).
+	KeyUser = "user"
+	// KeyAssertion caches token B per token A (its SHA-256) and scope set.
+	KeyAssertion = "assertion"
+)
+
+// Config configures a Handler. Routes, Validator, Exchanger, Cache and
+// Metrics are required.
 type Config struct {
-	Routes    []RouteConfig
-	Validator *Validator
+	Routes []RouteConfig
+	// Validator checks token A: a *VerifiedCache, or Uncached(v).
+	Validator TokenValidator
 	Exchanger Exchanger
 	Cache     *cache.Cache
 	Metrics   *metrics.Metrics
+	// KeyMode is KeyUser (the default) or KeyAssertion.
+	KeyMode string
+	// CAE turns on continuous access evaluation handling: the exchanges
+	// declare the "cp1" capability (set on the Exchanger), and a downstream
+	// 401 with a claims challenge is answered by exchanging again with the
+	// challenge's claims and retrying the request once, when its body could
+	// be kept (RouteConfig.ReplayMaxBytes). Without CAE the challenge is
+	// passed to the caller.
+	CAE bool
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 }
@@ -67,12 +92,14 @@ type Config struct {
 //
 // Everything else is the downstream's answer, passed through unchanged.
 type Handler struct {
-	routes router
-	v      *Validator
-	ex     Exchanger
-	cache  *cache.Cache
-	m      *metrics.Metrics
-	log    *slog.Logger
+	routes  router
+	v       TokenValidator
+	ex      Exchanger
+	cache   *cache.Cache
+	m       *metrics.Metrics
+	log     *slog.Logger
+	keyMode string
+	cae     bool
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -84,7 +111,15 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Routes) == 0 {
 		return nil, errors.New("proxy: no routes")
 	}
-	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger}
+	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
+		keyMode: cfg.KeyMode, cae: cfg.CAE}
+	switch h.keyMode {
+	case "":
+		h.keyMode = KeyUser
+	case KeyUser, KeyAssertion:
+	default:
+		return nil, fmt.Errorf("proxy: unknown cache key mode %q", cfg.KeyMode)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +151,7 @@ func New(cfg Config) (*Handler, error) {
 			scopes:   rc.Scopes,
 			scopeSet: cache.NormalizeScopes(rc.Scopes),
 			flow:     flow,
+			replay:   rc.ReplayMaxBytes,
 		}
 		for _, other := range h.routes {
 			if other.prefix == rt.prefix {
@@ -158,10 +194,18 @@ type reqState struct {
 	route   *route
 	outPath string
 	key     string
+	raw     string // token A, for a CAE re-exchange
+	fp      string
 	entry   *cache.Entry
-	result  cache.Result
+	// body is the request body kept for a CAE retry; replayable says it
+	// is complete.
+	body       []byte
+	replayable bool
+	retried    bool
 	// downstreamErr is set by the proxy's ErrorHandler.
 	downstreamErr error
+	// answer is set when the ErrorHandler answered a CAE retry itself.
+	reason string
 }
 
 type stateKey struct{}
@@ -187,15 +231,27 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 		},
 		Transport: tr,
 		ModifyResponse: func(res *http.Response) error {
-			if res.StatusCode == http.StatusUnauthorized && hasClaimsChallenge(res.Header) {
-				st := stateOf(res.Request.Context())
-				h.cache.Delete(st.key)
-				h.m.CacheChallengeEvictions.WithLabelValues(rt.name).Inc()
+			if res.StatusCode != http.StatusUnauthorized || !hasClaimsChallenge(res.Header) {
+				return nil
+			}
+			st := stateOf(res.Request.Context())
+			h.cache.Delete(st.key)
+			h.m.CacheChallengeEvictions.WithLabelValues(rt.name).Inc()
+			if h.cae && st.replayable && !st.retried {
+				if claims := challengeClaims(res.Header); claims != "" {
+					// Handled by ErrorHandler: nothing has been written yet.
+					return &claimsChallenge{claims: claims}
+				}
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateOf(r.Context())
+			var cc *claimsChallenge
+			if errors.As(err, &cc) {
+				h.retryWithClaims(w, r, st, cc.claims)
+				return
+			}
 			st.downstreamErr = err
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				// The caller went away; nobody reads this answer.
@@ -210,6 +266,53 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 		},
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// claimsChallenge carries a downstream CAE challenge from ModifyResponse to
+// ErrorHandler.
+type claimsChallenge struct{ claims string }
+
+func (c *claimsChallenge) Error() string { return "downstream answered with a claims challenge" }
+
+// retryWithClaims answers a downstream claims challenge under CAE: it
+// exchanges token A again with the challenge's claims, stores the new
+// token B and sends the request once more. If the authority wants the user
+// to interact, the caller gets the 401 claims challenge.
+func (h *Handler) retryWithClaims(w http.ResponseWriter, r *http.Request, st *reqState, claims string) {
+	st.retried = true
+	rt := st.route
+	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.fp, claims)
+	if err != nil {
+		st.reason = writeExchangeError(w, err).reason
+		return
+	}
+	h.cache.Set(entry)
+	h.m.CAERetries.WithLabelValues(rt.name).Inc()
+	st.entry = entry
+	r.Body = io.NopCloser(bytes.NewReader(st.body))
+	r.ContentLength = int64(len(st.body))
+	rt.proxy.ServeHTTP(w, r)
+}
+
+// challengeClaims returns the decoded claims parameter of a claims
+// challenge, or "".
+func challengeClaims(h http.Header) string {
+	for _, v := range h.Values("WWW-Authenticate") {
+		i := strings.Index(strings.ToLower(v), "claims=\"")
+		if i < 0 {
+			continue
+		}
+		enc, _, ok := strings.Cut(v[i+len(`claims="`):], `"`)
+		if !ok {
+			continue
+		}
+		for _, e := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := e.DecodeString(enc); err == nil && json.Valid(b) {
+				return string(b)
+			}
+		}
+	}
+	return ""
 }
 
 // statusClientClosed is recorded when the caller gave up before the answer.
@@ -280,14 +383,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	raw, err := bearerToken(r.Header)
 	if err == nil {
-		fp = Fingerprint(raw)
+		sum := sumToken(raw)
+		fp = fingerprintOf(sum)
 		var claims *Claims
-		claims, err = h.v.Validate(r.Context(), raw)
+		claims, err = h.v.Validate(r.Context(), raw, sum)
 		if err == nil && rt.flow == FlowOnBehalfOf && claims.AppOnly() {
 			err = &RejectError{Reason: ReasonAppOnly, Description: "an app-only token cannot be exchanged on behalf of a user", Scope: strings.Join(rt.scopes, " ")}
 		}
 		if err == nil {
-			h.forward(sw, r, rt, p, raw, claims, &result, &reason)
+			h.forward(sw, r, rt, p, raw, sum, fp, claims, &result, &reason)
 			return
 		}
 	}
@@ -301,16 +405,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // forward obtains token B and proxies the request.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, raw string, claims *Claims, result, reason *string) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, raw string, sum [32]byte, fp string, claims *Claims, result, reason *string) {
 	var key string
-	if rt.flow == FlowClientCredentials {
+	switch {
+	case rt.flow == FlowClientCredentials:
 		key = cache.AppKey(rt.scopeSet)
-	} else {
+	case h.keyMode == KeyAssertion:
+		key = cache.AssertionKey(sum, rt.scopeSet)
+	default:
 		tenant, user := claims.User()
-		key = cache.UserKey(tenant, user, rt.scopeSet)
+		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
 	}
 	entry, res, err := h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
-		return h.exchange(ctx, rt, key, raw)
+		return h.exchange(ctx, rt, key, raw, fp, "")
 	})
 	*result = res.String()
 	h.m.CacheLookups.WithLabelValues(rt.name, *result).Inc()
@@ -324,8 +431,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		*reason = a.reason
 		return
 	}
-	st := &reqState{route: rt, outPath: rt.outPath(p), key: key, entry: entry, result: res}
+	st := &reqState{route: rt, outPath: rt.outPath(p), key: key, raw: raw, fp: fp, entry: entry}
+	if h.cae && rt.replay > 0 {
+		h.keepBody(r, st, rt.replay)
+	}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	if st.reason != "" {
+		*reason = st.reason
+	}
 	if st.downstreamErr != nil {
 		*reason = "downstream_error"
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "downstream request failed",
@@ -333,16 +446,43 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 	}
 }
 
-// exchange asks the authority for token B and records the outcome.
-func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion string) (*cache.Entry, error) {
-	start := time.Now()
-	var tok *obo.Token
-	var err error
-	if rt.flow == FlowClientCredentials {
-		tok, err = h.ex.ClientCredentials(ctx, rt.scopes)
-	} else {
-		tok, err = h.ex.OnBehalfOf(ctx, assertion, rt.scopes)
+// keepBody reads up to limit bytes of the request body so that the request
+// can be sent again after a CAE challenge. A larger body is not kept: what
+// was read is put back in front of the rest, and it streams as usual.
+func (h *Handler) keepBody(r *http.Request, st *reqState, limit int64) {
+	if r.Body == nil || r.Body == http.NoBody {
+		st.replayable = true
+		return
 	}
+	if r.ContentLength > limit {
+		return
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil || int64(len(buf)) > limit {
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return
+	}
+	st.body, st.replayable = buf, true
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+}
+
+// readCloser reads from r and closes c.
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (rc readCloser) Close() error { return rc.c.Close() }
+
+// exchange asks the authority for token B and records the outcome. claims,
+// when not empty, is a CAE challenge's claims request.
+func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, fp, claims string) (*cache.Entry, error) {
+	start := time.Now()
+	req := obo.Request{Flow: rt.flow, Scopes: rt.scopes, Claims: claims}
+	if rt.flow != FlowClientCredentials {
+		req.Assertion = assertion
+	}
+	tok, err := h.ex.Token(ctx, req)
 	outcome := obo.Outcome(err)
 	h.m.ExchangeDuration.WithLabelValues(rt.name, rt.flow).Observe(time.Since(start).Seconds())
 	h.m.Exchanges.WithLabelValues(rt.name, rt.flow, outcome).Inc()
@@ -352,7 +492,7 @@ func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion string
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{slog.String("route", rt.name), slog.String("flow", rt.flow),
-			slog.String("outcome", outcome), slog.String("user", Fingerprint(assertion)), slog.String("error", err.Error())}
+			slog.String("outcome", outcome), slog.String("user", fp), slog.String("error", err.Error())}
 		var ae *obo.Error
 		if errors.As(err, &ae) {
 			attrs = append(attrs, slog.Any("error_codes", ae.ErrorCodes),
@@ -366,10 +506,7 @@ func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion string
 
 // Fingerprint returns a short, non-reversible identifier of a token for
 // logs: the first 12 hex digits of its SHA-256.
-func Fingerprint(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:6])
-}
+func Fingerprint(token string) string { return fingerprintOf(sumToken(token)) }
 
 // statusWriter records the status written through it.
 type statusWriter struct {

@@ -57,6 +57,7 @@ type route struct {
 	scopes   []string
 	scopeSet string // normalised, for cache keys
 	flow     string
+	replay   int64 // RouteConfig.ReplayMaxBytes
 	proxy    *httputil.ReverseProxy
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ type App struct {
 	// handler is nil until the authority's metadata is loaded.
 	handler  atomic.Pointer[proxy.Handler]
 	keys     atomic.Pointer[proxy.KeySet]
+	verified *proxy.VerifiedCache // set with handler; read after bg.Wait
 	draining atomic.Bool
 
 	bgCtx    context.Context
@@ -64,6 +66,13 @@ func New(opts Options) (*App, error) {
 	c, err := cache.New(cache.Config{
 		MaxBytes: int64(cfg.Cache.MaxBytes),
 		OnEvict:  m.CacheEvictions.Inc,
+		OnRefresh: func(_ string, err error) {
+			if err != nil {
+				m.Refreshes.WithLabelValues("failure").Inc()
+				return
+			}
+			m.Refreshes.WithLabelValues("success").Inc()
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
@@ -157,6 +166,9 @@ func (a *App) Close() {
 	}
 	if k := a.keys.Load(); k != nil {
 		_ = k.Close()
+	}
+	if a.verified != nil {
+		a.verified.Close()
 	}
 	a.cache.Close()
 }
@@ -267,6 +279,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Credential:    cred,
 		HTTPClient:    &http.Client{Transport: hc.Transport},
 		Timeout:       cfg.Authority.Timeout.D(),
+		Capabilities:  cfg.Client.Capabilities,
 	})
 	if err != nil {
 		return err
@@ -298,16 +311,29 @@ func (a *App) buildHandler(ctx context.Context) error {
 		_ = keys.Close()
 		return err
 	}
+	var tv proxy.TokenValidator = proxy.Uncached(v)
+	if n := int64(cfg.Inbound.VerifiedCacheBytes); n > 0 {
+		vc, err := proxy.NewVerifiedCache(v, keys, n)
+		if err != nil {
+			_ = keys.Close()
+			return err
+		}
+		tv = vc
+		a.verified = vc
+	}
 	routes := make([]proxy.RouteConfig, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
 		routes = append(routes, proxy.RouteConfig{
 			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
+			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 		})
 	}
 	h, err := proxy.New(proxy.Config{
-		Routes: routes, Validator: v, Exchanger: client, Cache: a.cache,
+		Routes: routes, Validator: tv, Exchanger: client, Cache: a.cache,
 		Metrics: a.metrics, Logger: a.log,
+		KeyMode: cfg.Cache.Key,
+		CAE:     slices.Contains(cfg.Client.Capabilities, "cp1"),
 	})
 	if err != nil {
 		_ = keys.Close()
