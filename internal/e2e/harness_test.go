@@ -74,6 +74,12 @@ type options struct {
 	authorityURL string
 	// noWait skips waiting for readiness.
 	noWait bool
+	// cae declares the cp1 client capability.
+	cae bool
+	// cacheKey sets cache.key.
+	cacheKey string
+	// verifiedCacheBytes sets inbound.verified_cache_bytes ("0" turns the cache off).
+	verifiedCacheBytes string
 }
 
 func start(t *testing.T, o options) *env {
@@ -122,6 +128,15 @@ func start(t *testing.T, o options) *env {
 	if o.authorityURL != "" {
 		authority = o.authorityURL
 	}
+	if o.cae {
+		credential += "\n  capabilities: [cp1]"
+	}
+	if o.cacheKey == "" {
+		o.cacheKey = "user"
+	}
+	if o.verifiedCacheBytes == "" {
+		o.verifiedCacheBytes = "16MiB"
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_timeout: 5s
@@ -137,6 +152,9 @@ client:
 inbound:
   audiences: [%s, %s]
   required_scopes: [access_as_user]
+  verified_cache_bytes: %s
+cache:
+  key: %s
 routes:
   - name: echo
     path_prefix: /echo
@@ -151,7 +169,7 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1/
     scopes: [%s]
-%s`, authority, o.authorityTimeout, clientID, credential, apiURI, clientID, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+%s`, authority, o.authorityTimeout, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml", func(k string) (string, bool) {
 		if k == "E2E_SECRET" {
 			return o.secret, true

@@ -10,6 +10,10 @@
 //     with the JSON body;
 //   - X-Echo-WWW-Authenticate: V sets the WWW-Authenticate header of the
 //     answer to V, to simulate a downstream claims challenge;
+//   - X-Echo-Revoke-Sha256: H answers 401 with a continuous access
+//     evaluation claims challenge (CAEChallenge, unless X-Echo-WWW-Authenticate
+//     gives another) when the request's bearer token has SHA-256 H (hex):
+//     the token is "revoked", a newer one passes;
 //   - X-Echo-Stream: N (1-10000) streams N lines "chunk i\n" (i from 0),
 //     flushed one by one 10ms apart, instead of the JSON body.
 package echo

@@ -1,11 +1,15 @@
 package echo
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,6 +45,26 @@ func NewHandler() http.Handler {
 	return http.HandlerFunc(serveEcho)
 }
 
+// CAEClaims is the claims request of the continuous access evaluation
+// challenge the echo API sends for a revoked token.
+const CAEClaims = `{"access_token":{"nbf":{"essential":true,"value":"1764000000"}}}`
+
+// CAEChallenge is the WWW-Authenticate value of that challenge, as a
+// CAE-enabled Microsoft API writes it.
+var CAEChallenge = `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="` +
+	base64.StdEncoding.EncodeToString([]byte(CAEClaims)) + `"`
+
+// revoked reports whether the request's bearer token has the SHA-256 (hex)
+// sum.
+func revoked(r *http.Request, sum string) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	got := sha256.Sum256([]byte(tok))
+	return strings.EqualFold(hex.EncodeToString(got[:]), sum)
+}
+
 func serveEcho(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
@@ -58,6 +82,12 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := r.Header.Get("X-Echo-WWW-Authenticate"); v != "" {
 		w.Header().Set("WWW-Authenticate", v)
+	}
+	if v := r.Header.Get("X-Echo-Revoke-Sha256"); v != "" && revoked(r, v) {
+		status = http.StatusUnauthorized
+		if w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", CAEChallenge)
+		}
 	}
 	if v := r.Header.Get("X-Echo-Stream"); v != "" {
 		n, err := strconv.Atoi(v)
