@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// countingKeys counts key lookups (one per signature verification) and can
+// withdraw its key.
+type countingKeys struct {
+	staticKeys
+	lookups   atomic.Int32
+	withdrawn atomic.Bool
+}
+
+func (c *countingKeys) Key(ctx context.Context, kid string) (jwk.Key, error) {
+	c.lookups.Add(1)
+	if c.withdrawn.Load() {
+		return nil, ErrUnknownKey
+	}
+	return c.staticKeys.Key(ctx, kid)
+}
+
+func (c *countingKeys) Has(kid string) bool {
+	_, ok := lookup(c.set, kid)
+	return ok && !c.withdrawn.Load()
+}
+
+func TestVerifiedCache(t *testing.T) {
+	now := time.Now()
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	s := newSigner(t, "k1")
+	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(t)}}
+	v, err := NewValidator(ValidatorConfig{
+		Issuer: testIssuer, Audiences: []string{"api://a"}, ClockSkew: time.Minute, Keys: keys,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := NewVerifiedCache(v, keys, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	hdr := map[string]any{"alg": "RS256", "kid": "k1"}
+	tok := s.sign(t, hdr, goodClaims(now))
+	validate := func(raw string) error {
+		vc.store.Wait()
+		_, err := vc.Validate(context.Background(), raw, sumToken(raw))
+		return err
+	}
+
+	for range 5 {
+		if err := validate(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := keys.lookups.Load(); n != 1 {
+		t.Errorf("5 validations of one token verified the signature %d times, want 1", n)
+	}
+
+	// A refused token is not remembered.
+	bad := s.sign(t, hdr, map[string]any{"iss": "x", "aud": "api://a", "exp": now.Add(time.Hour).Unix(), "sub": "s"})
+	for range 2 {
+		if err := validate(bad); err == nil {
+			t.Fatal("bad token accepted")
+		}
+	}
+
+	// Tokens over 8 KiB are verified every time.
+	big := goodClaims(now)
+	big["pad"] = strings.Repeat("x", MaxCachedTokenBytes)
+	bigTok := s.sign(t, hdr, big)
+	before := keys.lookups.Load()
+	for range 3 {
+		if err := validate(bigTok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := keys.lookups.Load() - before; n != 3 {
+		t.Errorf("a %d-byte token was verified %d times in 3 validations, want 3", len(bigTok), n)
+	}
+
+	// Expiry is checked on every hit.
+	clock.Store(now.Add(time.Hour + 2*time.Minute).UnixNano())
+	if err := validate(tok); err == nil || err.(*RejectError).Reason != ReasonExpired {
+		t.Errorf("expired token: %v", err)
+	}
+
+	// Withdrawing the signing key revokes remembered tokens.
+	clock.Store(now.UnixNano())
+	tok2 := s.sign(t, hdr, goodClaims(now))
+	if err := validate(tok2); err != nil {
+		t.Fatal(err)
+	}
+	keys.withdrawn.Store(true)
+	if err := validate(tok2); err == nil || err.(*RejectError).Reason != ReasonSignature {
+		t.Errorf("token whose key was withdrawn: %v", err)
+	}
+}
