@@ -32,6 +32,10 @@ type Config struct {
 	// OnEvict, when set, is called each time an entry is evicted to make
 	// room (not when it expires or is deleted).
 	OnEvict func()
+	// OnReject, when set, is called each time the store refuses a new
+	// entry (its admission policy judged it less valuable than what it
+	// would evict); the next request for that key exchanges again.
+	OnReject func()
 	// OnRefresh, when set, is called after each refresh-ahead with its
 	// error, nil on success.
 	OnRefresh func(key string, err error)
@@ -55,7 +59,7 @@ type Cache struct {
 	// refreshing holds the keys whose refresh-ahead is running.
 	refreshing sync.Map
 
-	mu     sync.Mutex // guards closed and bg.Add
+	mu     sync.RWMutex // guards closed, bg.Add and the store against Close
 	closed bool
 	bg     sync.WaitGroup
 	ctx    context.Context
@@ -84,8 +88,18 @@ func New(cfg Config) (*Cache, error) {
 		IgnoreInternalCost: true,
 	}
 	if cfg.OnEvict != nil {
-		onEvict := cfg.OnEvict
-		rc.OnEvict = func(*ristretto.Item[*Entry]) { onEvict() }
+		onEvict, now := cfg.OnEvict, cfg.Now
+		rc.OnEvict = func(it *ristretto.Item[*Entry]) {
+			// ristretto also reports expired items here; only count
+			// entries pushed out to stay within the bound.
+			if it.Expiration.IsZero() || it.Expiration.After(now()) {
+				onEvict()
+			}
+		}
+	}
+	if cfg.OnReject != nil {
+		onReject := cfg.OnReject
+		rc.OnReject = func(*ristretto.Item[*Entry]) { onReject() }
 	}
 	store, err := ristretto.NewCache(rc)
 	if err != nil {
@@ -124,6 +138,11 @@ func (c *Cache) Set(e *Entry) bool {
 	if ttl <= 0 {
 		return false
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
 	ok := c.store.SetWithTTL(e.Key, e, e.cost(), ttl)
 	c.store.Wait()
 	return ok
@@ -131,6 +150,11 @@ func (c *Cache) Set(e *Entry) bool {
 
 // Delete removes the entry stored under key.
 func (c *Cache) Delete(key string) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
 	c.store.Del(key)
 	c.store.Wait()
 }

@@ -44,6 +44,9 @@ type Metrics struct {
 	CacheLookups *prometheus.CounterVec
 	// CacheEvictions counts entries evicted to stay within the memory bound.
 	CacheEvictions prometheus.Counter
+	// CacheRejections counts new entries the cache's admission policy
+	// refused when it was full.
+	CacheRejections prometheus.Counter
 	// CacheChallengeEvictions counts entries dropped because the downstream
 	// API answered with a claims challenge, by route.
 	CacheChallengeEvictions *prometheus.CounterVec
@@ -104,6 +107,10 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "cache_evictions_total",
 			Help: "Token B cache entries evicted to stay within cache.max_bytes.",
 		}),
+		CacheRejections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "cache_rejections_total",
+			Help: "New token B entries refused by the cache's admission policy when full.",
+		}),
 		CacheChallengeEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cache_challenge_evictions_total",
 			Help: "Token B cache entries dropped after a downstream claims challenge, by route.",
@@ -137,7 +144,7 @@ func New(version string) *Metrics {
 	build.Set(1)
 	reg.MustRegister(
 		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
-		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions,
+		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions, m.CacheRejections,
 		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -180,6 +187,17 @@ func StatusClass(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code/100) + "xx"
+}
+
+// Method returns the method label of a request: the standard methods as
+// they are, anything else "OTHER", so clients cannot create series at will.
+func Method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 func goVersion() string {

@@ -38,3 +38,11 @@ func TestNewTwiceAndExposition(t *testing.T) {
 		}
 	}
 }
+
+func TestMethodLabel(t *testing.T) {
+	for in, want := range map[string]string{"GET": "GET", "PATCH": "PATCH", "get": "OTHER", "FOOBAR": "OTHER", "": "OTHER"} {
+		if got := Method(in); got != want {
+			t.Errorf("Method(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

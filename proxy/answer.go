@@ -61,9 +61,11 @@ func quote(s string) string {
 func writeReject(w http.ResponseWriter, e *RejectError) {
 	switch e.Status() {
 	case http.StatusForbidden:
-		scope := e.Scope
-		writeError(w, http.StatusForbidden,
-			`Bearer error="insufficient_scope", scope=`+quote(scope)+`, error_description=`+quote(e.Description),
+		ch := `Bearer error="insufficient_scope"`
+		if e.Scope != "" {
+			ch += `, scope=` + quote(e.Scope)
+		}
+		writeError(w, http.StatusForbidden, ch+`, error_description=`+quote(e.Description),
 			errorBody{Error: "insufficient_scope", Description: e.Description})
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
@@ -132,7 +134,7 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 		default:
 			writeError(w, http.StatusBadGateway, "", errorBody{
 				Error:       "bad_gateway",
-				Description: "the authority refused the exchange with " + ae.Code + "; see the gateway's log",
+				Description: "the authority refused the exchange (" + authorityCode(ae) + "); see the gateway's log",
 				ErrorCodes:  ae.ErrorCodes,
 				TraceID:     ae.TraceID, CorrelationID: ae.CorrelationID,
 			})
@@ -178,4 +180,13 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// authorityCode names an authority refusal: its OAuth error code, or its
+// HTTP status when it sent none.
+func authorityCode(ae *obo.Error) string {
+	if ae.Code != "" {
+		return ae.Code
+	}
+	return "status " + strconv.Itoa(ae.StatusCode)
 }

@@ -74,6 +74,9 @@ type Config struct {
 	// be kept (RouteConfig.ReplayMaxBytes). Without CAE the challenge is
 	// passed to the caller.
 	CAE bool
+	// RequiredScopes are the scopes token A must carry one of (reported in
+	// insufficient_scope answers).
+	RequiredScopes []string
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 }
@@ -100,6 +103,9 @@ type Handler struct {
 	log     *slog.Logger
 	keyMode string
 	cae     bool
+	// requiredScope is the scope= of insufficient_scope answers: what
+	// token A needs, not what token B is for.
+	requiredScope string
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -112,7 +118,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("proxy: no routes")
 	}
 	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
-		keyMode: cfg.KeyMode, cae: cfg.CAE}
+		keyMode: cfg.KeyMode, cae: cfg.CAE, requiredScope: strings.Join(cfg.RequiredScopes, " ")}
 	switch h.keyMode {
 	case "":
 		h.keyMode = KeyUser
@@ -224,10 +230,13 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			u.Host = rt.upstream.Host
 			u.Path = st.outPath
 			u.RawPath = ""
+			u.Opaque = ""
+			u.User = nil
+			u.Fragment, u.RawFragment = "", ""
 			u.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
-			pr.Out.Header.Set("Authorization", "Bearer "+st.entry.Token)
+			pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
 		},
 		Transport: tr,
 		ModifyResponse: func(res *http.Response) error {
@@ -344,7 +353,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		h.m.Requests.WithLabelValues(routeName, r.Method, metrics.StatusClass(status)).Inc()
+		h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
 		h.m.RequestDuration.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
 		attrs := []slog.Attr{
 			slog.String("route", routeName),
@@ -387,8 +396,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fp = fingerprintOf(sum)
 		var claims *Claims
 		claims, err = h.v.Validate(r.Context(), raw, sum)
-		if err == nil && rt.flow == FlowOnBehalfOf && claims.AppOnly() {
-			err = &RejectError{Reason: ReasonAppOnly, Description: "an app-only token cannot be exchanged on behalf of a user", Scope: strings.Join(rt.scopes, " ")}
+		if err == nil && claims.AppOnly() {
+			switch {
+			case rt.flow == FlowOnBehalfOf:
+				err = &RejectError{Reason: ReasonAppOnly, Description: "an app-only token cannot be exchanged on behalf of a user", Scope: h.requiredScope}
+			case len(claims.Roles) == 0:
+				// Neither a user's delegated token nor an application
+				// granted a role of API A (an ID token, say).
+				err = &RejectError{Reason: ReasonAppOnly, Description: "the token carries neither delegated scopes nor application roles", Scope: h.requiredScope}
+			}
 		}
 		if err == nil {
 			h.forward(sw, r, rt, p, raw, sum, fp, claims, &result, &reason)
@@ -501,7 +517,11 @@ func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, fp, c
 		h.log.LogAttrs(ctx, level, "exchange failed", attrs...)
 		return nil, fmt.Errorf("proxy: exchange for route %q: %w", rt.name, err)
 	}
-	return cache.NewEntry(key, tok.AccessToken, tok.TokenType, tok.IssuedAt, tok.ExpiresAt, tok.RefreshIn), nil
+	scheme := tok.TokenType
+	if scheme == "" || strings.EqualFold(scheme, "bearer") {
+		scheme = "Bearer"
+	}
+	return cache.NewEntry(key, tok.AccessToken, scheme, tok.IssuedAt, tok.ExpiresAt, tok.RefreshIn), nil
 }
 
 // Fingerprint returns a short, non-reversible identifier of a token for
@@ -515,7 +535,8 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	// Informational answers (103 Early Hints) precede the final status.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -22,6 +22,9 @@ var ErrUnknownKey = errors.New("no published key has this id")
 // fetched yet.
 var ErrKeysUnavailable = errors.New("the authority's key set has not been fetched")
 
+// errRateLimited is the refetch refusal inside MinRefetch.
+var errRateLimited = errors.New("key set refetched too recently")
+
 // KeySetConfig configures a KeySet.
 type KeySetConfig struct {
 	// URL is the authority's jwks_uri. Required.
@@ -45,26 +48,44 @@ type keyIndex struct {
 	byKID map[string]jwk.Key
 }
 
+// newKeyIndex indexes the signature keys of set. Keys published for
+// encryption ("use":"enc") or without the "verify" operation are left out.
 func newKeyIndex(set jwk.Set) *keyIndex {
 	idx := &keyIndex{set: set, byKID: make(map[string]jwk.Key, set.Len())}
 	for i := range set.Len() {
 		k, _ := set.Key(i)
-		if kid, ok := k.KeyID(); ok {
-			idx.byKID[kid] = k
+		if !forSignatures(k) {
+			continue
 		}
+		kid, _ := k.KeyID()
+		idx.byKID[kid] = k
 	}
 	return idx
 }
 
-func (idx *keyIndex) lookup(kid string) (jwk.Key, bool) {
-	if kid == "" {
-		if idx.set.Len() == 1 {
-			return idx.set.Key(0)
+func forSignatures(k jwk.Key) bool {
+	if use, ok := k.KeyUsage(); ok && use != "" && use != "sig" {
+		return false
+	}
+	if ops, ok := k.KeyOps(); ok && len(ops) > 0 {
+		for _, op := range ops {
+			if op == jwk.KeyOpVerify {
+				return true
+			}
 		}
-		return nil, false
+		return false
+	}
+	return true
+}
+
+func (idx *keyIndex) lookup(kid string) (jwk.Key, bool) {
+	if kid == "" && len(idx.byKID) == 1 {
+		for _, k := range idx.byKID {
+			return k, true
+		}
 	}
 	k, ok := idx.byKID[kid]
-	return k, ok
+	return k, ok && kid != ""
 }
 
 // KeySet is the authority's signing keys, kept fresh by jwx's JWKS cache in
@@ -85,8 +106,12 @@ type KeySet struct {
 	mu          sync.Mutex
 	lastRefetch time.Time
 
-	stop chan struct{}
-	done chan struct{}
+	// ctx bounds the JWKS cache's goroutines and every call into it; Close
+	// cancels it after stopping the sync loop.
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // syncInterval is how often the index is compared with the JWKS cache's
@@ -95,7 +120,7 @@ const syncInterval = time.Second
 
 // NewKeySet registers cfg.URL with a new JWKS cache and starts fetching in
 // the background; it does not wait for the first fetch (see Ready). Close
-// stops it. ctx bounds the cache's background goroutines.
+// stops it; so does the end of ctx.
 func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = time.Hour
@@ -109,8 +134,10 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 		c.Transport = observedTransport{next: transportOf(hc), onFetch: cfg.OnFetch}
 		hc = &c
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	c, err := jwk.NewCache(ctx, httprc.NewClient())
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("proxy: jwks cache: %w", err)
 	}
 	err = c.Register(ctx, cfg.URL,
@@ -120,10 +147,11 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 		jwk.WithWaitReady(false),
 	)
 	if err != nil {
-		_ = c.Shutdown(ctx)
+		cancel()
 		return nil, fmt.Errorf("proxy: register jwks %s: %w", cfg.URL, err)
 	}
-	k := &KeySet{cache: c, url: cfg.URL, minRefetch: cfg.MinRefetch, stop: make(chan struct{}), done: make(chan struct{})}
+	k := &KeySet{cache: c, url: cfg.URL, minRefetch: cfg.MinRefetch,
+		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{})}
 	go k.syncLoop()
 	return k, nil
 }
@@ -134,7 +162,9 @@ func (k *KeySet) Close() error {
 	<-k.done
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return k.cache.Shutdown(ctx)
+	err := k.cache.Shutdown(ctx)
+	k.cancel()
+	return err
 }
 
 func (k *KeySet) syncLoop() {
@@ -153,7 +183,9 @@ func (k *KeySet) syncLoop() {
 
 // sync installs the JWKS cache's current set if it differs from the index.
 func (k *KeySet) sync() *keyIndex {
-	set, err := k.cache.Lookup(context.Background(), k.url)
+	ctx, cancel := context.WithTimeout(k.ctx, time.Second)
+	defer cancel()
+	set, err := k.cache.Lookup(ctx, k.url)
 	if err != nil {
 		return k.current.Load()
 	}
@@ -205,15 +237,14 @@ func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
 		}
 	}
 	// Unknown id, or nothing fetched yet: refetch, at most once per
-	// minRefetch however many requests ask.
-	if !k.mayRefetch() {
-		if idx == nil {
-			return nil, ErrKeysUnavailable
-		}
-		return nil, ErrUnknownKey
-	}
+	// minRefetch. Requests arriving while a refetch runs wait for it.
 	v, err, _ := k.group.Do("refetch", func() (any, error) {
-		set, err := k.cache.Refresh(context.WithoutCancel(ctx), k.url)
+		if !k.mayRefetch() {
+			return nil, errRateLimited
+		}
+		rctx, cancel := context.WithTimeout(k.ctx, 30*time.Second)
+		defer cancel()
+		set, err := k.cache.Refresh(rctx, k.url)
 		if err != nil {
 			return nil, err
 		}

@@ -17,7 +17,7 @@ const (
 
 // errBadPath is returned by cleanPath for paths the gateway refuses to
 // forward.
-var errBadPath = errors.New("path contains a backslash, a control character or a doubly encoded separator")
+var errBadPath = errors.New("path contains a backslash, a control character, a doubly encoded separator or a dot segment with parameters")
 
 // cleanPath returns the canonical form of p, the request's decoded path:
 // dot segments resolved (so "..", and "%2e%2e" and "%2f" which arrive here
@@ -40,6 +40,15 @@ func cleanPath(p string) (string, error) {
 	}
 	if p == "" || p[0] != '/' {
 		p = "/" + p
+	}
+	// A dot segment with parameters ("..;x") or trailing spaces ("..  "),
+	// or of three dots or more, is a dot segment to servlet containers or
+	// IIS, but an ordinary name to path.Clean.
+	for seg := range strings.SplitSeq(p, "/") {
+		name, _, _ := strings.Cut(seg, ";")
+		if name = strings.TrimRight(name, " "); strings.Trim(name, ".") == "" && (name != seg || len(name) > 2) {
+			return "", errBadPath
+		}
 	}
 	c := path.Clean(p)
 	if strings.HasSuffix(p, "/") && c != "/" {

@@ -64,6 +64,14 @@ func TestCleanPath(t *testing.T) {
 		{"/graph/\x00", "", true},
 		{"/graph/100%", "/graph/100%", false},
 		{"/graph/%41", "/graph/%41", false},
+		{"/graph/..;/secret", "", true},
+		{"/graph/.;x/secret", "", true},
+		{"/graph/a/..;/..;/secret", "", true},
+		{"/graph/.. /secret", "", true},
+		{"/graph/...;", "", true},
+		{"/graph/.../x", "", true},
+		{"/graph/a;b/c", "/graph/a;b/c", false},
+		{"/graph/..a;b", "/graph/..a;b", false},
 	}
 	for _, tc := range tests {
 		got, err := cleanPath(tc.in)

@@ -66,6 +66,7 @@ func New(opts Options) (*App, error) {
 	c, err := cache.New(cache.Config{
 		MaxBytes: int64(cfg.Cache.MaxBytes),
 		OnEvict:  m.CacheEvictions.Inc,
+		OnReject: m.CacheRejections.Inc,
 		OnRefresh: func(_ string, err error) {
 			if err != nil {
 				m.Refreshes.WithLabelValues("failure").Inc()
@@ -146,8 +147,13 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if serr := a.srv.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("app: drain: %w", serr)
+	if serr := a.srv.Shutdown(sctx); serr != nil {
+		// Grace period over: cut the remaining connections before the
+		// cache and key set they use are released.
+		_ = a.srv.Close()
+		if err == nil {
+			err = fmt.Errorf("app: drain: %w", serr)
+		}
 	}
 	_ = a.adminSrv.Shutdown(sctx)
 	a.Close()
@@ -237,7 +243,15 @@ func (a *App) loadAuthority(ctx context.Context) {
 
 func (a *App) buildHandler(ctx context.Context) error {
 	cfg := a.cfg
-	hc := &http.Client{Transport: obo.NewTransport(), Timeout: cfg.Authority.Timeout.D()}
+	// Discovery and key set fetches follow a redirect only to a URL that
+	// passes the same https rule as the configured ones.
+	hc := &http.Client{Transport: obo.NewTransport(), Timeout: cfg.Authority.Timeout.D(),
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return config.CheckAuthorityURL(r.URL.String())
+		}}
 	md := obo.Metadata{
 		Issuer:        cfg.Authority.Issuer,
 		JWKSURI:       cfg.Authority.JWKSURI,
@@ -277,9 +291,13 @@ func (a *App) buildHandler(ctx context.Context) error {
 		ClientID:      cfg.Client.ID,
 		TokenEndpoint: md.TokenEndpoint,
 		Credential:    cred,
-		HTTPClient:    &http.Client{Transport: hc.Transport},
-		Timeout:       cfg.Authority.Timeout.D(),
-		Capabilities:  cfg.Client.Capabilities,
+		// The token request is never redirected: a redirect would carry
+		// the client credential and token A elsewhere.
+		HTTPClient: &http.Client{Transport: hc.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		Timeout:      cfg.Authority.Timeout.D(),
+		Capabilities: cfg.Client.Capabilities,
 	})
 	if err != nil {
 		return err
@@ -332,8 +350,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 	h, err := proxy.New(proxy.Config{
 		Routes: routes, Validator: tv, Exchanger: client, Cache: a.cache,
 		Metrics: a.metrics, Logger: a.log,
-		KeyMode: cfg.Cache.Key,
-		CAE:     slices.Contains(cfg.Client.Capabilities, "cp1"),
+		KeyMode:        cfg.Cache.Key,
+		RequiredScopes: cfg.Inbound.RequiredScopes,
+		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
 	})
 	if err != nil {
 		_ = keys.Close()

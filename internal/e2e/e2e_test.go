@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,18 +191,27 @@ func TestInvalidTokensAreRefusedWithoutExchange(t *testing.T) {
 func TestMissingTokenAndScopes(t *testing.T) {
 	e := start(t, options{})
 	a := e.get("/echo/x", "")
-	if a.status != http.StatusUnauthorized || a.header.Get("WWW-Authenticate") != "Bearer" {
-		t.Errorf("no token: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	if a.status != http.StatusUnauthorized || a.header.Get("WWW-Authenticate") != "Bearer" || a.json(t)["error"] == nil {
+		t.Errorf("no token: %d %q %s", a.status, a.header.Get("WWW-Authenticate"), a.body)
 	}
 	app := e.token("daemon", func(u *localidp.UserToken) { u.AppOnly = true })
 	a = e.get("/echo/x", app)
-	if a.status != http.StatusForbidden || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer error="insufficient_scope"`) {
+	if a.status != http.StatusForbidden || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer error="insufficient_scope", scope="access_as_user", `) {
 		t.Errorf("app-only token on an OBO route: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	}
+	// A token with neither scp nor roles (an ID token for API A, say) may not
+	// use the application's own permissions either.
+	idLike := e.token("daemon", func(u *localidp.UserToken) { u.AppOnly = true; u.Roles = nil; u.Extra = map[string]any{"roles": nil} })
+	if a := e.get("/app/x", idLike); a.status != http.StatusForbidden {
+		t.Errorf("token without scp or roles on a client credentials route: %d %s", a.status, a.body)
 	}
 	noScope := e.token("u", func(u *localidp.UserToken) { u.Scopes = []string{"something_else"} })
 	a = e.get("/echo/x", noScope)
 	if a.status != http.StatusForbidden || !strings.Contains(a.header.Get("WWW-Authenticate"), `scope="access_as_user"`) {
 		t.Errorf("missing required scope: %d %q", a.status, a.header.Get("WWW-Authenticate"))
+	}
+	if body := a.json(t); body["error"] != "insufficient_scope" {
+		t.Errorf("403 body: %v", body)
 	}
 	if e.idp.TokenRequests() != 0 || e.echoHits.Load() != 0 {
 		t.Error("refused requests caused an exchange or a downstream call")
@@ -265,6 +276,10 @@ func TestPathsStayUnderUpstreamBase(t *testing.T) {
 		{"/echo/%252e%252e/secret", 400, ""}, // double encoding
 		{"/echo/a%5c..%5csecret", 400, ""},
 		{"/echo//x", 200, "/base/x"},
+		{"/echo/..;/secret", 400, ""}, // servlet containers resolve "..;" as ".."
+		{"/echo/%2e%2e%3b/x", 400, ""},
+		{"/echo/a/..;/..;/secret", 400, ""},
+		{"/echo/a;v=1/b", 200, "/base/a;v=1/b"},
 	}
 	for _, tc := range tests {
 		req, _ := http.NewRequest(http.MethodGet, e.gw, nil)
@@ -376,8 +391,13 @@ func TestClientCredentialsRoute(t *testing.T) {
 			t.Errorf("token B is not app-only: %v", c)
 		}
 	}
+	// A daemon holding an application role of API A may use the route too.
+	daemon := e.token("daemon", func(u *localidp.UserToken) { u.AppOnly = true; u.Roles = []string{"Jobs.Run"} })
+	if a := e.get("/app/jobs", daemon); a.status != 200 {
+		t.Errorf("app token with a role on a client credentials route: %d %s", a.status, a.body)
+	}
 	if n := e.idp.ClientCredentialsRequests(); n != 1 {
-		t.Errorf("%d client credentials requests for three users, want 1 (cached per scope set)", n)
+		t.Errorf("%d client credentials requests for four callers, want 1 (cached per scope set)", n)
 	}
 }
 
@@ -486,4 +506,25 @@ func readAll(t *testing.T, res *http.Response) []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+func TestTokenRequestIsNeverRedirected(t *testing.T) {
+	var captured atomic.Int64
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		captured.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer thief.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, thief.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	e := start(t, options{tokenEndpoint: redirector.URL + "/token"})
+	a := e.get("/echo/x", e.token("redirected"))
+	if a.status != http.StatusBadGateway {
+		t.Errorf("redirected token request: %d %s", a.status, a.body)
+	}
+	if captured.Load() != 0 {
+		t.Error("the token request, with the client secret and token A, followed a redirect")
+	}
 }

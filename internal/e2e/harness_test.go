@@ -74,6 +74,8 @@ type options struct {
 	authorityURL string
 	// noWait skips waiting for readiness.
 	noWait bool
+	// tokenEndpoint overrides the authority's token endpoint.
+	tokenEndpoint string
 	// cae declares the cp1 client capability.
 	cae bool
 	// cacheKey sets cache.key.
@@ -131,6 +133,10 @@ func start(t *testing.T, o options) *env {
 	if o.cae {
 		credential += "\n  capabilities: [cp1]"
 	}
+	tokenEndpoint := ""
+	if o.tokenEndpoint != "" {
+		tokenEndpoint = "\n  token_endpoint: " + o.tokenEndpoint
+	}
 	if o.cacheKey == "" {
 		o.cacheKey = "user"
 	}
@@ -145,7 +151,7 @@ log:
   format: json
 authority:
   url: %s
-  timeout: %s
+  timeout: %s%s
 client:
   id: %s
   %s
@@ -169,7 +175,7 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1/
     scopes: [%s]
-%s`, authority, o.authorityTimeout, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+%s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml", func(k string) (string, bool) {
 		if k == "E2E_SECRET" {
 			return o.secret, true
