@@ -1,0 +1,458 @@
+// Command bench is obo-gateway's load benchmark. It starts, on loopback,
+// the local identity provider, a minimal upstream API, a bare
+// httputil.ReverseProxy in front of it (the floor) and the gateway, drives
+// each with the same load, and prints throughput and latency:
+//
+//	go run ./bench                 # the full run, about three and a half minutes
+//	go run ./bench -quick          # shorter phases, for a smoke test
+//
+// Scenarios: direct to the upstream; bare proxy; gateway warm (token B
+// cached, token A verification cached); gateway warm with the verified-token
+// cache off; the cold path (every request a new user, authority latency
+// 50 ms); N concurrent first requests of one user; refresh-ahead under
+// steady load with short-lived tokens; heap per cached token for 100k users.
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/app"
+	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/localidp"
+)
+
+const (
+	clientID = "00000000-0000-4000-8000-0000000bench"
+	secret   = "bench-secret"
+	apiURI   = "api://bench-api-a"
+	scope    = "api://bench-upstream/Data.Read"
+)
+
+func main() {
+	var (
+		conns       = flag.Int("conns", 64, "concurrent connections")
+		duration    = flag.Duration("duration", 5*time.Second, "length of each throughput phase")
+		rounds      = flag.Int("rounds", 3, "interleaved rounds of the throughput phases (the median counts)")
+		users       = flag.Int("users", 1000, "distinct users in the warm phases")
+		refreshFor  = flag.Duration("refresh-duration", time.Minute, "length of the refresh-ahead phase")
+		memUsers    = flag.Int("memory-users", 100_000, "users in the memory phase")
+		quick       = flag.Bool("quick", false, "short phases (2s throughput, 10s refresh-ahead, 20k users)")
+		logRequests = flag.Bool("log-requests", true, "gateway writes its per-request log line (to a discarding writer)")
+		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	)
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if *quick {
+		*duration, *rounds, *refreshFor, *memUsers = 2*time.Second, 1, 10*time.Second, 20_000
+	}
+	if err := benchmark(*conns, *duration, *rounds, *users, *refreshFor, *memUsers, *logRequests); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func listen(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// gateway starts a gateway in front of upstream.
+func gateway(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool) (*app.App, func(), error) {
+	level := "info"
+	if !logRequests {
+		level = "warn"
+	}
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+log: {level: %s}
+authority: {url: %q}
+client: {id: %q, secret: %q}
+inbound:
+  audiences: [%q]
+  required_scopes: [access_as_user]
+  verified_cache_bytes: %s
+routes:
+  - name: api
+    path_prefix: /api
+    upstream: %s
+    scopes: [%q]
+`, level, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope)
+	cfg, err := config.Parse([]byte(yaml), "bench.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		return nil, nil, err
+	}
+	log, _ := app.NewLogger(io.Discard, cfg.Log.Level, "text")
+	a, err := app.New(app.Options{Config: cfg, Logger: log, Version: "bench"})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get("http://" + a.AdminAddr() + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return a, func() { cancel(); <-done }, nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	return nil, nil, fmt.Errorf("gateway not ready")
+}
+
+func mintTokens(idp *localidp.Server, prefix string, n int) ([]string, error) {
+	toks := make([]string, n)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	per := (n + runtime.NumCPU() - 1) / runtime.NumCPU()
+	for w := 0; w < n; w += per {
+		wg.Add(1)
+		go func(from, to int) {
+			defer wg.Done()
+			for i := from; i < to && i < n; i++ {
+				t, err := idp.IssueToken(localidp.UserToken{ObjectID: prefix + strconv.Itoa(i), Audience: apiURI, Scopes: []string{"access_as_user"}, Lifetime: 2 * time.Hour})
+				if err != nil {
+					firstErr.Store(err)
+					return
+				}
+				toks[i] = t
+			}
+		}(w, w+per)
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return nil, err
+	}
+	return toks, nil
+}
+
+// metric reads one series from a gateway's /metrics.
+func metric(a *app.App, series string) float64 {
+	res, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, series+" ") {
+			v, _ := strconv.ParseFloat(l[len(series)+1:], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Duration, memUsers int, logRequests bool) error {
+	ctx := context.Background()
+	printMachine()
+	fmt.Printf("load: %d connections, %v per phase, median of %d interleaved rounds, Go load generator in the same process\n\n", conns, d, rounds)
+
+	upstream, stopUp, err := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	if err != nil {
+		return err
+	}
+	defer stopUp()
+
+	upURL, _ := url.Parse(upstream)
+	bareTransport := http.DefaultTransport.(*http.Transport).Clone()
+	bareTransport.MaxIdleConnsPerHost = 256
+	bare, stopBare, err := listen(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(upURL); pr.SetXForwarded() },
+		Transport: bareTransport,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	})
+	if err != nil {
+		return err
+	}
+	defer stopBare()
+
+	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
+
+	gw, stopGW, err := gateway(idp, upstream, "16MiB", logRequests)
+	if err != nil {
+		return err
+	}
+	defer stopGW()
+	gwNoVC, stopNoVC, err := gateway(idp, upstream, "0", logRequests)
+	if err != nil {
+		return err
+	}
+	defer stopNoVC()
+
+	toks, err := mintTokens(idp, "warm-", users)
+	if err != nil {
+		return err
+	}
+	client := newLoadClient(conns)
+	// Warm both gateways: one exchange per user, verifications cached.
+	for _, g := range []*app.App{gw, gwNoVC} {
+		run(ctx, client, conns, time.Minute, func(w, n int) (string, string, bool) {
+			i := n*conns + w
+			return "http://" + g.Addr() + "/api/x", toks[i%len(toks)], i < len(toks)
+		})
+	}
+
+	type row struct {
+		name string
+		r    result
+	}
+	var rows []row
+	// Every scenario sends the same requests, Authorization header included:
+	// the direct and bare-proxy runs carry (and forward) token A too.
+	phase := func(name, base string) result {
+		r := run(ctx, client, conns, d, func(w, n int) (string, string, bool) {
+			return base + "/api/x", toks[(n*conns+w)%len(toks)], true
+		})
+		rows = append(rows, row{name, r})
+		return r
+	}
+	// The machine is shared (the load generator runs here too): each
+	// scenario runs `rounds` times, interleaved, and the median round counts.
+	type scenario struct{ name, base string }
+	scenarios := []scenario{
+		{"direct to upstream", upstream},
+		{"bare reverse proxy", bare},
+		{"gateway warm", "http://" + gw.Addr()},
+		{"gateway warm, verified-token cache off", "http://" + gwNoVC.Addr()},
+	}
+	runs := make([][]result, len(scenarios))
+	for range rounds {
+		for i, sc := range scenarios {
+			runs[i] = append(runs[i], phase(sc.name, sc.base))
+		}
+	}
+	rows = rows[:0]
+	for i, sc := range scenarios {
+		rows = append(rows, row{sc.name, median(runs[i])})
+	}
+	bareR, warmR, noVCR := rows[1].r, rows[2].r, rows[3].r
+	exchangesWarm := metric(gw, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
+
+	// Cold path: every request a new user, the authority answering in 50 ms.
+	idp.SetLatency(50 * time.Millisecond)
+	coldDur := min(d, 5*time.Second)
+	coldN := int(float64(conns)*coldDur.Seconds()/0.05*1.3) + conns
+	cold, err := mintTokens(idp, "cold-", coldN)
+	if err != nil {
+		return err
+	}
+	var next atomic.Int64
+	coldR := run(ctx, client, conns, coldDur, func(w, n int) (string, string, bool) {
+		i := int(next.Add(1)) - 1
+		if i >= len(cold) {
+			return "", "", false
+		}
+		return "http://" + gw.Addr() + "/api/x", cold[i], true
+	})
+	rows = append(rows, row{"cold path (new user per request, authority 50 ms)", coldR})
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors)
+	}
+	tw.Flush()
+	fmt.Printf("\ngateway warm / bare proxy throughput: %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
+	fmt.Printf("gateway warm p99 - bare proxy p99:    %s   (target <= 1 ms)\n", ms(warmR.p99-bareR.p99))
+	fmt.Printf("verified-token cache off / on:        %.2f\n", noVCR.rps()/warmR.rps())
+	fmt.Printf("exchanges during the warm phase:      %.0f for %d users (one each, at warm-up)\n", exchangesWarm, users)
+
+	// N concurrent first requests of one user.
+	idp.SetLatency(50 * time.Millisecond)
+	one, _ := mintTokens(idp, "burst-", 1)
+	before := idp.OnBehalfOfRequestsFor("burst-0")
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, "http://"+gw.Addr()+"/api/x", nil)
+			req.Header.Set("Authorization", "Bearer "+one[0])
+			if res, err := client.Do(req); err == nil {
+				drain(res.Body)
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("%d concurrent first requests of one user: %d exchange(s)   (target 1)\n", conns, idp.OnBehalfOfRequestsFor("burst-0")-before)
+	idp.SetLatency(0)
+
+	if err := refreshAhead(ctx, conns, refreshFor, upstream, logRequests); err != nil {
+		return err
+	}
+	return memory(idp, memUsers)
+}
+
+// refreshAhead runs steady load with 10-second tokens B (usable 5 s,
+// refreshed from 3.75 s) and counts requests that waited for the authority
+// after warm-up.
+func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream string, logRequests bool) error {
+	idp, err := localidp.New(localidp.Options{
+		Clients:       []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}},
+		TokenLifetime: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
+	idp.SetLatency(20 * time.Millisecond)
+	gw, stop, err := gateway(idp, upstream, "16MiB", logRequests)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	const users = 50
+	toks, err := mintTokens(idp, "steady-", users)
+	if err != nil {
+		return err
+	}
+	client := newLoadClient(conns)
+	for i, t := range toks { // warm-up: the first request of each user waits
+		req, _ := http.NewRequest(http.MethodGet, "http://"+gw.Addr()+"/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+t)
+		res, err := client.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			return fmt.Errorf("warm-up of user %d failed", i)
+		}
+		drain(res.Body)
+		res.Body.Close()
+	}
+	waited := func() float64 {
+		return metric(gw, `obo_gateway_cache_lookups_total{result="miss",route="api"}`) +
+			metric(gw, `obo_gateway_cache_lookups_total{result="shared",route="api"}`)
+	}
+	before := waited()
+	var limiter atomic.Int64
+	r := run(ctx, client, min(conns, 16), d, func(w, n int) (string, string, bool) {
+		time.Sleep(5 * time.Millisecond) // steady, not saturating
+		return "http://" + gw.Addr() + "/api/x", toks[int(limiter.Add(1))%users], true
+	})
+	fmt.Printf("\nrefresh-ahead: %v of steady load, %d users, tokens B living 10 s (authority latency 20 ms)\n", d, users)
+	fmt.Printf("  requests: %d (%.0f/s), errors: %d, p99 %s\n", r.requests, r.rps(), r.errors, ms(r.p99))
+	fmt.Printf("  refresh-ahead exchanges: %.0f succeeded, %.0f failed\n",
+		metric(gw, `obo_gateway_refreshes_total{outcome="success"}`), metric(gw, `obo_gateway_refreshes_total{outcome="failure"}`))
+	fmt.Printf("  requests that waited on the authority after warm-up: %.0f   (target 0)\n", waited()-before)
+	return nil
+}
+
+// memory measures the heap cost of cached tokens B.
+func memory(idp *localidp.Server, users int) error {
+	// A real token B from the identity provider gives the token size.
+	toks, err := mintTokens(idp, "mem-", 1)
+	if err != nil {
+		return err
+	}
+	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: "sample", Audience: apiURI, Scopes: []string{"access_as_user"}})
+	if err != nil {
+		return err
+	}
+	_ = toks
+	size := len(tok)
+	c, err := cache.New(cache.Config{MaxBytes: 1 << 30})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	before := heapInUse()
+	now := time.Now()
+	for i := range users {
+		b := []byte(tok)
+		copy(b[len(b)-12:], fmt.Sprintf("%012d", i)) // distinct strings
+		key := cache.UserKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), nil, "api://bench-upstream/data.read")
+		c.Set(cache.NewEntry(key, string(b), "Bearer", now, now.Add(time.Hour), 0))
+	}
+	per := float64(heapInUse()-before) / float64(users)
+	fmt.Printf("\nmemory: %d cached users, token B of %d bytes\n", c.Len(), size)
+	fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2)\n", per, per/float64(size))
+	fmt.Printf("  bytes charged against cache.max_bytes: %d (%.0f per entry)\n", c.Bytes(), float64(c.Bytes())/float64(users))
+
+	small, err := cache.New(cache.Config{MaxBytes: 8 << 20})
+	if err != nil {
+		return err
+	}
+	defer small.Close()
+	for i := range users {
+		key := cache.UserKey("t", strconv.Itoa(i), nil, "s")
+		small.Set(cache.NewEntry(key, tok, "Bearer", now, now.Add(time.Hour), 0))
+	}
+	fmt.Printf("  cache.max_bytes 8MiB after %d inserts: %d bytes held, %d entries   (bound respected: %v)\n",
+		users, small.Bytes(), small.Len(), small.Bytes() <= 8<<20)
+	return nil
+}
+
+// median returns the round with the median throughput.
+func median(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
+	return s[len(s)/2]
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func printMachine() {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	fmt.Printf("machine: %s, %d CPUs, %s %s/%s\n", model, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

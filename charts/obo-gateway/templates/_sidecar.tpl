@@ -1,0 +1,324 @@
+{{/*
+Named templates that add the obo-gateway sidecar to a pod. This chart's Deployment uses them,
+and another chart can use them too (with this chart as a dependency, templatesOnly: true).
+
+Every template takes one argument, a dict:
+  root     the top-level context (.) of the calling chart
+  gateway  the gateway values, with the keys of this chart's .Values.gateway; from a parent
+           chart: (index .Values "obo-gateway").gateway, which includes this chart's defaults
+  name     optional base name of the ConfigMap and the default credential Secret;
+           default: the full name of the calling release
+
+In a parent chart's Deployment:
+
+  {{- $gw := dict "root" . "gateway" (index .Values "obo-gateway").gateway }}
+  template:
+    metadata:
+      labels:
+        {{- include "obo-gateway.sidecarPodLabels" $gw | nindent 8 }}
+      annotations:
+        {{- include "obo-gateway.sidecarPodAnnotations" $gw | nindent 8 }}
+    spec:
+      initContainers:            # containers: when gateway.nativeSidecar is false
+        {{- include "obo-gateway.sidecar" $gw | nindent 8 }}
+      volumes:
+        {{- include "obo-gateway.sidecarVolumes" $gw | nindent 8 }}
+
+and in a template of its own: {{ include "obo-gateway.sidecarConfigMap" $gw }}. With workload
+identity, the ServiceAccount needs {{ include "obo-gateway.sidecarServiceAccountAnnotations" $gw }}.
+*/}}
+
+{{/* The gateway version this chart is released with: Chart.yaml's appVersion (a test checks). */}}
+{{- define "obo-gateway.appVersion" -}}
+0.1.0
+{{- end }}
+
+{{/* Fixed paths inside the gateway container. */}}
+{{- define "obo-gateway.configDir" -}}/etc/obo-gateway{{- end }}
+{{- define "obo-gateway.secretDir" -}}/var/run/secrets/obo-gateway{{- end }}
+{{- define "obo-gateway.certDir" -}}/var/run/secrets/obo-gateway/cert{{- end }}
+
+{{- define "obo-gateway.sidecarBaseName" -}}
+{{- .name | default (include "obo-gateway.fullname" .root) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "obo-gateway.sidecarConfigMapName" -}}
+{{- printf "%s-config" (include "obo-gateway.sidecarBaseName" .) }}
+{{- end }}
+
+{{- define "obo-gateway.sidecarCredentialType" -}}
+{{- $type := dig "credential" "type" "secret" .gateway -}}
+{{- if not (has $type (list "secret" "certificate" "workloadIdentity")) -}}
+{{- fail (printf "gateway.credential.type: %q is not one of secret, certificate, workloadIdentity" $type) -}}
+{{- end -}}
+{{- $type -}}
+{{- end }}
+
+{{- define "obo-gateway.sidecarSecretName" -}}
+{{- $type := include "obo-gateway.sidecarCredentialType" . -}}
+{{- dig "credential" $type "existingSecret" "" .gateway | default (printf "%s-credential" (include "obo-gateway.sidecarBaseName" .)) }}
+{{- end }}
+
+{{- define "obo-gateway.sidecarTokenPath" -}}
+{{- dig "credential" "workloadIdentity" "tokenPath" "/var/run/secrets/azure/tokens/azure-identity-token" .gateway }}
+{{- end }}
+
+{{- define "obo-gateway.sidecarProjectsToken" -}}
+{{- if and (eq (include "obo-gateway.sidecarCredentialType" .) "workloadIdentity") (dig "credential" "workloadIdentity" "projectToken" true .gateway) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{- define "obo-gateway.sidecarContainerName" -}}
+{{- .gateway.containerName | default "obo-gateway" }}
+{{- end }}
+
+{{/*
+The port of a host:port address; fails unless it is a port from 1 to 65535.
+*/}}
+{{- define "obo-gateway.addrPort" -}}
+{{- $port := regexFind "[0-9]+$" (toString .addr) | default "0" | atoi -}}
+{{- if or (lt $port 1) (gt $port 65535) -}}
+{{- fail (printf "gateway.config.%s: %q must be host:port with a port from 1 to 65535" .key (toString .addr)) -}}
+{{- end -}}
+{{- $port -}}
+{{- end }}
+
+{{- define "obo-gateway.sidecarPort" -}}
+{{- $listen := dig "config" "listen" "127.0.0.1:8080" .gateway | toString -}}
+{{- $host := regexReplaceAll ":[0-9]*$" $listen "" -}}
+{{- if not (has $host (list "127.0.0.1" "localhost" "[::1]")) -}}
+{{- fail (printf "gateway.config.listen: %q must be on the loopback address (127.0.0.1, [::1] or localhost): only the application in the same pod may call the gateway" $listen) -}}
+{{- end -}}
+{{- include "obo-gateway.addrPort" (dict "addr" $listen "key" "listen") -}}
+{{- end }}
+
+{{- define "obo-gateway.sidecarAdminPort" -}}
+{{- include "obo-gateway.addrPort" (dict "addr" (dig "config" "admin_listen" ":9090" .gateway) "key" "admin_listen") -}}
+{{- end }}
+
+{{/*
+The URL the application calls the gateway on, without a trailing slash.
+*/}}
+{{- define "obo-gateway.sidecarURL" -}}
+{{- printf "http://127.0.0.1:%s" (include "obo-gateway.sidecarPort" .) }}
+{{- end }}
+
+{{/*
+The gateway's configuration file: gateway.config with the client credential keys of
+gateway.credential.type.
+*/}}
+{{- define "obo-gateway.sidecarConfig" -}}
+{{- $cfg := deepCopy (.gateway.config | default dict) -}}
+{{- $client := $cfg.client | default dict -}}
+{{- range $key := list "secret" "secret_file" "certificate" "assertion_file" -}}
+{{- if hasKey $client $key -}}
+{{- fail (printf "gateway.config.client.%s: the chart sets the credential from gateway.credential; remove it" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $type := include "obo-gateway.sidecarCredentialType" . -}}
+{{- if eq $type "secret" -}}
+{{- $_ := set $client "secret_file" (printf "%s/client-secret" (include "obo-gateway.secretDir" .)) -}}
+{{- else if eq $type "certificate" -}}
+{{- $certDir := include "obo-gateway.certDir" . -}}
+{{- $_ := set $client "certificate" (dict
+      "file" (printf "%s/tls.crt" $certDir)
+      "key_file" (printf "%s/tls.key" $certDir)
+      "send_x5c" (dig "credential" "certificate" "sendX5c" true .gateway)) -}}
+{{- else -}}
+{{- $_ := set $client "assertion_file" (include "obo-gateway.sidecarTokenPath" .) -}}
+{{- end -}}
+{{- $_ := set $cfg "client" $client -}}
+{{- toYaml $cfg -}}
+{{- end }}
+
+{{- define "obo-gateway.sidecarConfigChecksum" -}}
+{{- include "obo-gateway.sidecarConfig" . | sha256sum -}}
+{{- end }}
+
+{{/*
+The ConfigMap holding config.yaml.
+*/}}
+{{- define "obo-gateway.sidecarConfigMap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "obo-gateway.sidecarConfigMapName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    app.kubernetes.io/name: obo-gateway
+    app.kubernetes.io/instance: {{ .root.Release.Name }}
+    app.kubernetes.io/component: gateway-config
+    app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+data:
+  config.yaml: |
+    # obo-gateway configuration, rendered by the obo-gateway chart from gateway.config and
+    # gateway.credential.
+    {{- include "obo-gateway.sidecarConfig" . | nindent 4 }}
+{{- end }}
+
+{{/*
+Pod labels the sidecar needs (workload identity).
+*/}}
+{{- define "obo-gateway.sidecarPodLabels" -}}
+{{- if eq (include "obo-gateway.sidecarCredentialType" .) "workloadIdentity" -}}
+azure.workload.identity/use: "true"
+{{- end -}}
+{{- end }}
+
+{{/*
+Pod annotations the sidecar needs: the checksum of its configuration, so that a change rolls
+the pods, and the workload identity webhook's skip list when the chart projects the token.
+*/}}
+{{- define "obo-gateway.sidecarPodAnnotations" -}}
+checksum/obo-gateway-config: {{ include "obo-gateway.sidecarConfigChecksum" . }}
+{{- with include "obo-gateway.sidecarWorkloadIdentityAnnotations" . }}
+{{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "obo-gateway.sidecarWorkloadIdentityAnnotations" -}}
+{{- if include "obo-gateway.sidecarProjectsToken" . -}}
+azure.workload.identity/skip-containers: {{ include "obo-gateway.sidecarContainerName" . }}
+{{- end -}}
+{{- end }}
+
+{{/*
+ServiceAccount annotations the sidecar needs (workload identity).
+*/}}
+{{- define "obo-gateway.sidecarServiceAccountAnnotations" -}}
+{{- if eq (include "obo-gateway.sidecarCredentialType" .) "workloadIdentity" -}}
+{{- $wi := dig "credential" "workloadIdentity" dict .gateway -}}
+azure.workload.identity/client-id: {{ $wi.clientId | default (dig "config" "client" "id" "" .gateway) | quote }}
+{{- if $wi.tenantId }}
+azure.workload.identity/tenant-id: {{ $wi.tenantId | quote }}
+{{- end }}
+{{- end -}}
+{{- end }}
+
+{{/*
+The sidecar container, as one list item for containers: or, with gateway.nativeSidecar,
+initContainers:.
+*/}}
+{{- define "obo-gateway.sidecar" -}}
+{{- $g := .gateway -}}
+{{- $name := include "obo-gateway.sidecarContainerName" . -}}
+{{- $type := include "obo-gateway.sidecarCredentialType" . -}}
+{{- $image := dict "image" $g.image "defaultTag" (include "obo-gateway.appVersion" .) -}}
+{{- $probes := $g.probes | default dict -}}
+- name: {{ $name }}
+  image: {{ include "obo-gateway.image" $image | quote }}
+  imagePullPolicy: {{ $g.image.pullPolicy | default "IfNotPresent" }}
+  {{- if $g.nativeSidecar }}
+  restartPolicy: Always
+  {{- end }}
+  args:
+    - serve
+    - --config
+    - {{ include "obo-gateway.configDir" . }}/config.yaml
+  {{- $memLimit := dig "resources" "limits" "memory" "" $g }}
+  {{- if or $memLimit $g.env }}
+  env:
+    {{- if $memLimit }}
+    - name: GOMEMLIMIT
+      valueFrom:
+        resourceFieldRef:
+          containerName: {{ $name }}
+          resource: limits.memory
+    {{- end }}
+    {{- with $g.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+  ports:
+    - name: gateway
+      containerPort: {{ include "obo-gateway.sidecarPort" . }}
+      protocol: TCP
+    - name: gateway-admin
+      containerPort: {{ include "obo-gateway.sidecarAdminPort" . }}
+      protocol: TCP
+  startupProbe:
+    httpGet:
+      path: /healthz
+      port: gateway-admin
+    {{- with $probes.startup }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: gateway-admin
+    {{- with $probes.liveness }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: gateway-admin
+    {{- with $probes.readiness }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $g.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $g.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: obo-gateway-config
+      mountPath: {{ include "obo-gateway.configDir" . }}
+      readOnly: true
+    {{- if eq $type "secret" }}
+    - name: obo-gateway-credential
+      mountPath: {{ include "obo-gateway.secretDir" . }}
+      readOnly: true
+    {{- else if eq $type "certificate" }}
+    - name: obo-gateway-credential
+      mountPath: {{ include "obo-gateway.certDir" . }}
+      readOnly: true
+    {{- else if include "obo-gateway.sidecarProjectsToken" . }}
+    - name: obo-gateway-azure-identity-token
+      mountPath: {{ include "obo-gateway.sidecarTokenPath" . | dir }}
+      readOnly: true
+    {{- end }}
+{{- end }}
+
+{{/*
+The sidecar's volumes, as list items for volumes:.
+*/}}
+{{- define "obo-gateway.sidecarVolumes" -}}
+{{- $type := include "obo-gateway.sidecarCredentialType" . -}}
+- name: obo-gateway-config
+  configMap:
+    name: {{ include "obo-gateway.sidecarConfigMapName" . }}
+{{- if eq $type "secret" }}
+- name: obo-gateway-credential
+  secret:
+    secretName: {{ include "obo-gateway.sidecarSecretName" . }}
+    defaultMode: 0444
+    items:
+      - key: {{ dig "credential" "secret" "key" "client-secret" .gateway }}
+        path: client-secret
+{{- else if eq $type "certificate" }}
+- name: obo-gateway-credential
+  secret:
+    secretName: {{ include "obo-gateway.sidecarSecretName" . }}
+    defaultMode: 0444
+    items:
+      - key: {{ dig "credential" "certificate" "certKey" "tls.crt" .gateway }}
+        path: tls.crt
+      - key: {{ dig "credential" "certificate" "keyKey" "tls.key" .gateway }}
+        path: tls.key
+{{- else if include "obo-gateway.sidecarProjectsToken" . }}
+- name: obo-gateway-azure-identity-token
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          audience: {{ dig "credential" "workloadIdentity" "audience" "api://AzureADTokenExchange" .gateway }}
+          expirationSeconds: {{ dig "credential" "workloadIdentity" "expirationSeconds" 3600 .gateway | int }}
+          path: {{ include "obo-gateway.sidecarTokenPath" . | base }}
+{{- end }}
+{{- end }}
