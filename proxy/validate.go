@@ -223,6 +223,7 @@ type payload struct {
 	Aud   audience    `json:"aud"`
 	Exp   numericDate `json:"exp"`
 	Nbf   numericDate `json:"nbf"`
+	Iat   numericDate `json:"iat"` // not used, but a non-number is malformed
 	Tid   string      `json:"tid"`
 	Oid   string      `json:"oid"`
 	Scp   string      `json:"scp"`
