@@ -45,12 +45,24 @@ type Config struct {
 	// ("cp1" enables continuous access evaluation); they are sent in the
 	// "claims" parameter as {"access_token":{"xms_cc":{"values":[...]}}}.
 	Capabilities []string
+	// Protocol selects the exchange grant: ProtocolEntra (the default, also
+	// for "") sends the Microsoft On-Behalf-Of request; ProtocolRFC8693
+	// sends an RFC 8693 token exchange.
+	Protocol string
+	// DefaultTenant is the tenant used when TokenEndpoint is multi-tenant
+	// (its first path segment is "common" or "organizations") and a
+	// Request names no tenant: the home tenant of the application, where
+	// its app-only tokens come from.
+	DefaultTenant string
 }
 
 // Client asks one authority's token endpoint for tokens. It is safe for
 // concurrent use.
 type Client struct {
 	cfg Config
+	// endpoint is cfg.TokenEndpoint split around its tenant segment when
+	// it is multi-tenant; nil otherwise.
+	endpoint *tenantEndpoint
 }
 
 // NewClient checks cfg and returns a Client.
@@ -73,7 +85,17 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg}, nil
+	switch cfg.Protocol {
+	case "":
+		cfg.Protocol = ProtocolEntra
+	case ProtocolEntra, ProtocolRFC8693:
+	default:
+		return nil, fmt.Errorf("obo: Config.Protocol %q is not %s or %s", cfg.Protocol, ProtocolEntra, ProtocolRFC8693)
+	}
+	if cfg.DefaultTenant != "" && !validTenant(cfg.DefaultTenant) {
+		return nil, fmt.Errorf("obo: Config.DefaultTenant %q is not a tenant id or domain", cfg.DefaultTenant)
+	}
+	return &Client{cfg: cfg, endpoint: splitTenantEndpoint(cfg.TokenEndpoint)}, nil
 }
 
 // NewTransport returns the HTTP transport the gateway uses to talk to the
@@ -106,6 +128,9 @@ type Token struct {
 	// RefreshIn is the authority's advice on when to renew the token
 	// (refresh_in), or zero when absent.
 	RefreshIn time.Duration
+	// IssuedTokenType is the type of the issued token when the authority
+	// said (issued_token_type), such as TokenTypeSAML2, or "".
+	IssuedTokenType string
 }
 
 // The flows a Request can use.
@@ -126,6 +151,17 @@ type Request struct {
 	// downstream API's continuous access evaluation challenge. It is merged
 	// with the client capabilities into the "claims" parameter.
 	Claims string
+	// Tenant is the user's tenant (token A's "tid"). When the configured
+	// token endpoint is multi-tenant ("common" or "organizations"), the
+	// request goes to this tenant's own endpoint; otherwise it is ignored.
+	// Empty means the "tid" of Assertion, or Config.DefaultTenant.
+	Tenant string
+	// Audience is the RFC 8693 "audience" parameter: the logical name of
+	// the downstream service. Only with ProtocolRFC8693.
+	Audience string
+	// RequestedTokenType is the requested_token_type parameter, such as
+	// TokenTypeSAML2 for a SAML assertion; empty asks for an access token.
+	RequestedTokenType string
 }
 
 // Token performs req. On-Behalf-Of exchanges assertion (token A) for a
@@ -133,8 +169,12 @@ type Request struct {
 // the gateway always exchanges token A again. Client credentials ask for an
 // app-only token for scopes of the form "<resource>/.default".
 func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
-	if len(req.Scopes) == 0 {
+	rfc8693 := c.cfg.Protocol == ProtocolRFC8693
+	if len(req.Scopes) == 0 && (!rfc8693 || req.Audience == "") {
 		return nil, errors.New("obo: no scopes requested")
+	}
+	if req.Audience != "" && !rfc8693 {
+		return nil, errors.New("obo: an audience is only sent with the rfc8693 protocol")
 	}
 	var form url.Values
 	switch req.Flow {
@@ -142,15 +182,36 @@ func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
 		if req.Assertion == "" {
 			return nil, errors.New("obo: on-behalf-of: empty assertion")
 		}
-		form = url.Values{
-			"grant_type":          {GrantJWTBearer},
-			"assertion":           {req.Assertion},
-			"requested_token_use": {"on_behalf_of"},
+		if rfc8693 {
+			form = url.Values{
+				"grant_type":         {GrantTokenExchange},
+				"subject_token":      {req.Assertion},
+				"subject_token_type": {TokenTypeAccessToken},
+			}
+		} else {
+			form = url.Values{
+				"grant_type":          {GrantJWTBearer},
+				"assertion":           {req.Assertion},
+				"requested_token_use": {"on_behalf_of"},
+			}
 		}
 	case FlowClientCredentials:
+		if req.RequestedTokenType != "" {
+			return nil, errors.New("obo: client credentials: a requested token type is only sent on behalf of a user")
+		}
 		form = url.Values{"grant_type": {GrantClientCredentials}}
 	default:
 		return nil, fmt.Errorf("obo: unknown flow %q", req.Flow)
+	}
+	if req.Audience != "" {
+		form.Set("audience", req.Audience)
+	}
+	if req.RequestedTokenType != "" {
+		form.Set("requested_token_type", req.RequestedTokenType)
+	}
+	endpoint, err := c.endpointFor(req)
+	if err != nil {
+		return nil, err
 	}
 	claims, err := MergeClaims(c.capabilityClaims(), req.Claims)
 	if err != nil {
@@ -159,7 +220,7 @@ func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
 	if claims != "" {
 		form.Set("claims", claims)
 	}
-	return c.post(ctx, form, req.Scopes)
+	return c.post(ctx, endpoint, form, req.Scopes)
 }
 
 // OnBehalfOf exchanges assertion for a token for scopes; it is Token with
@@ -184,16 +245,18 @@ func (c *Client) capabilityClaims() string {
 	return string(b)
 }
 
-func (c *Client) post(ctx context.Context, form url.Values, scopes []string) (*Token, error) {
+func (c *Client) post(ctx context.Context, endpoint string, form url.Values, scopes []string) (*Token, error) {
 	form.Set("client_id", c.cfg.ClientID)
-	form.Set("scope", strings.Join(scopes, " "))
-	if err := c.cfg.Credential.Apply(ctx, c.cfg.TokenEndpoint, form); err != nil {
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
+	if err := c.cfg.Credential.Apply(ctx, endpoint, form); err != nil {
 		return nil, err
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.TokenEndpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("obo: token request: %w", err)
 	}
@@ -241,6 +304,9 @@ type tokenResponse struct {
 	ExtExpiresIn seconds `json:"ext_expires_in"`
 	RefreshIn    seconds `json:"refresh_in"`
 	AccessToken  string  `json:"access_token"`
+	// IssuedTokenType is RFC 8693's issued_token_type, which Entra also
+	// sends for SAML assertions.
+	IssuedTokenType string `json:"issued_token_type"`
 }
 
 func parseToken(body []byte, now time.Time) (*Token, error) {
@@ -264,6 +330,8 @@ func parseToken(body []byte, now time.Time) (*Token, error) {
 		IssuedAt:    now,
 		ExpiresAt:   now.Add(time.Duration(tr.ExpiresIn) * time.Second),
 		RefreshIn:   time.Duration(tr.RefreshIn) * time.Second,
+
+		IssuedTokenType: tr.IssuedTokenType,
 	}
 	if tr.ExtExpiresIn > 0 {
 		t.ExtExpiresAt = now.Add(time.Duration(tr.ExtExpiresIn) * time.Second)

@@ -2,11 +2,14 @@ package obo
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // A Credential authenticates the gateway (API A, a confidential client) to
@@ -49,11 +52,69 @@ type SecretFile string
 func (f SecretFile) Apply(ctx context.Context, tokenEndpoint string, form url.Values) error {
 	b, err := os.ReadFile(string(f))
 	if err != nil {
-		return fmt.Errorf("obo: read client secret file: %w", err)
+		return &CredentialError{Credential: "secret_file", Err: fmt.Errorf("read client secret file: %w", err)}
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return fmt.Errorf("obo: client secret file %s is empty", string(f))
+		return &CredentialError{Credential: "secret_file", Err: fmt.Errorf("client secret file %s is empty", string(f))}
 	}
 	return ClientSecret(s).Apply(ctx, tokenEndpoint, form)
+}
+
+// AssertionFile is workload identity federation: the path of a file holding
+// a token issued by another identity provider that the authority trusts (on
+// AKS, the projected service account token at
+// /var/run/secrets/azure/tokens/azure-identity-token), sent as the
+// client_assertion. The file is read on every exchange, because the token is
+// rotated (hourly on AKS); surrounding white space is ignored. A missing or
+// empty file, or a token that has already expired, is a *CredentialError.
+type AssertionFile string
+
+// Apply reads the file and sets client_assertion_type and client_assertion.
+func (f AssertionFile) Apply(_ context.Context, _ string, form url.Values) error {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf("read federated token file: %w", err)}
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf("federated token file %s is empty", string(f))}
+	}
+	if exp, ok := jwtExpiry(tok); ok && time.Now().After(exp) {
+		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf(
+			"the federated token in %s expired at %s; the token is not being rotated (is the projected volume mounted?)",
+			string(f), exp.UTC().Format(time.RFC3339))}
+	}
+	form.Set("client_assertion_type", ClientAssertionType)
+	form.Set("client_assertion", tok)
+	return nil
+}
+
+// String returns the path, never the token.
+func (f AssertionFile) String() string { return "assertion_file " + string(f) }
+
+// jwtExpiry returns the exp claim of a compact JWT, read without checking
+// the signature, and whether there is one.
+func jwtExpiry(tok string) (time.Time, bool) {
+	var c struct {
+		Exp *float64 `json:"exp"`
+	}
+	if !peekClaims(tok, &c) || c.Exp == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*c.Exp), 0), true
+}
+
+// peekClaims decodes the payload of a compact JWT into dst without checking
+// anything; it reports whether that worked.
+func peekClaims(tok string, dst any) bool {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, dst) == nil
 }

@@ -1,8 +1,15 @@
 // Package obo is the gateway's client of the authority: it reads the
 // authority's OpenID Connect discovery document, and it asks the token
 // endpoint for token B with the OAuth 2.0 On-Behalf-Of grant (RFC 7523 JWT
-// bearer, as the Microsoft identity platform implements it) or with the
-// client credentials grant.
+// bearer, as the Microsoft identity platform implements it), with an RFC
+// 8693 token exchange (ProtocolRFC8693), or with the client credentials
+// grant. For a multi-tenant authority (common, organizations) a user's
+// exchange goes to the token endpoint of the user's own tenant.
+//
+// The gateway authenticates with a Credential: ClientSecret, SecretFile, a
+// Certificate (signed client assertions, files reloaded when they change)
+// or an AssertionFile (workload identity federation). A Presentation says
+// how token B is handed to a downstream API (Bearer, or SAML assertions).
 //
 // A refusal by the authority is returned as an *Error that keeps every field
 // of the authority's error document, so callers can relay an MFA or

@@ -118,7 +118,9 @@ func (e *UnavailableError) Timeout() bool {
 
 // Outcome names the result of an exchange for metrics and logs: "success",
 // "interaction_required", "invalid_client", "invalid_grant",
-// "authority_error", "timeout" or "unavailable".
+// "authority_error", "timeout", "unavailable" or "credential_error" (the
+// gateway could not produce its own client credential, see
+// CredentialError).
 func Outcome(err error) string {
 	if err == nil {
 		return "success"
@@ -141,6 +143,10 @@ func Outcome(err error) string {
 			return "timeout"
 		}
 		return "unavailable"
+	}
+	var ce *CredentialError
+	if errors.As(err, &ce) {
+		return "credential_error"
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"

@@ -45,6 +45,17 @@ type RouteConfig struct {
 	// retried after a continuous access evaluation challenge (only with
 	// Config.CAE). Zero disables the retry for the route.
 	ReplayMaxBytes int64
+	// Audience is the RFC 8693 "audience" of token B (token-exchange
+	// authorities only).
+	Audience string
+	// RequestedTokenType is the token type asked for, such as
+	// obo.TokenTypeSAML2; empty means an access token.
+	RequestedTokenType string
+	// Presentation says which header carries token B downstream and in
+	// what form; the zero value means obo.DefaultPresentation of
+	// RequestedTokenType ("Authorization: Bearer <token>", or
+	// "Authorization: SAML <base64>" for SAML assertions).
+	Presentation obo.Presentation
 }
 
 // Cache key modes.
@@ -142,8 +153,12 @@ func New(cfg Config) (*Handler, error) {
 		if flow != FlowOnBehalfOf && flow != FlowClientCredentials {
 			return nil, fmt.Errorf("proxy: route %q: unknown flow %q", rc.Name, rc.Flow)
 		}
-		if len(rc.Scopes) == 0 {
-			return nil, fmt.Errorf("proxy: route %q: no scopes", rc.Name)
+		if len(rc.Scopes) == 0 && rc.Audience == "" {
+			return nil, fmt.Errorf("proxy: route %q: no scopes and no audience", rc.Name)
+		}
+		present := rc.Presentation
+		if present.Header == "" {
+			present = obo.DefaultPresentation(rc.RequestedTokenType)
 		}
 		prefix, err := cleanPath(rc.PathPrefix)
 		if err != nil || prefix == "/" {
@@ -155,9 +170,15 @@ func New(cfg Config) (*Handler, error) {
 			upstream: up,
 			basePath: strings.TrimSuffix(up.Path, "/"),
 			scopes:   rc.Scopes,
-			scopeSet: cache.NormalizeScopes(rc.Scopes),
-			flow:     flow,
-			replay:   rc.ReplayMaxBytes,
+			// Audience and token type are part of what token B is for, so
+			// they are part of its cache key.
+			scopeSet:      cache.NormalizeScopes(rc.Scopes) + "\x00" + rc.Audience + "\x00" + rc.RequestedTokenType,
+			audience:      rc.Audience,
+			requestedType: rc.RequestedTokenType,
+			present:       present,
+			bearer:        present == obo.DefaultPresentation(""),
+			flow:          flow,
+			replay:        rc.ReplayMaxBytes,
 		}
 		for _, other := range h.routes {
 			if other.prefix == rt.prefix {
@@ -201,6 +222,7 @@ type reqState struct {
 	outPath string
 	key     string
 	raw     string // token A, for a CAE re-exchange
+	tenant  string // token A's tid
 	fp      string
 	entry   *cache.Entry
 	// body is the request body kept for a CAE retry; replayable says it
@@ -236,7 +258,12 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			u.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
 			pr.SetXForwarded()
-			pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
+			if rt.bearer {
+				pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
+			} else {
+				pr.Out.Header.Del("Authorization")
+				pr.Out.Header.Set(rt.present.Header, rt.present.Value(st.entry.Token))
+			}
 		},
 		Transport: tr,
 		ModifyResponse: func(res *http.Response) error {
@@ -290,7 +317,7 @@ func (c *claimsChallenge) Error() string { return "downstream answered with a cl
 func (h *Handler) retryWithClaims(w http.ResponseWriter, r *http.Request, st *reqState, claims string) {
 	st.retried = true
 	rt := st.route
-	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.fp, claims)
+	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.tenant, st.fp, claims)
 	if err != nil {
 		st.reason = writeExchangeError(w, err).reason
 		return
@@ -433,7 +460,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
 	}
 	entry, res, err := h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
-		return h.exchange(ctx, rt, key, raw, fp, "")
+		return h.exchange(ctx, rt, key, raw, claims.TenantID, fp, "")
 	})
 	*result = res.String()
 	h.m.CacheLookups.WithLabelValues(rt.name, *result).Inc()
@@ -447,7 +474,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		*reason = a.reason
 		return
 	}
-	st := &reqState{route: rt, outPath: rt.outPath(p), key: key, raw: raw, fp: fp, entry: entry}
+	st := &reqState{route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, fp: fp, entry: entry}
 	if h.cae && rt.replay > 0 {
 		h.keepBody(r, st, rt.replay)
 	}
@@ -492,11 +519,13 @@ func (rc readCloser) Close() error { return rc.c.Close() }
 
 // exchange asks the authority for token B and records the outcome. claims,
 // when not empty, is a CAE challenge's claims request.
-func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, fp, claims string) (*cache.Entry, error) {
+func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, tenant, fp, claims string) (*cache.Entry, error) {
 	start := time.Now()
-	req := obo.Request{Flow: rt.flow, Scopes: rt.scopes, Claims: claims}
+	req := obo.Request{Flow: rt.flow, Scopes: rt.scopes, Claims: claims,
+		Audience: rt.audience, RequestedTokenType: rt.requestedType}
 	if rt.flow != FlowClientCredentials {
 		req.Assertion = assertion
+		req.Tenant = tenant
 	}
 	tok, err := h.ex.Token(ctx, req)
 	outcome := obo.Outcome(err)
@@ -504,7 +533,7 @@ func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, fp, c
 	h.m.Exchanges.WithLabelValues(rt.name, rt.flow, outcome).Inc()
 	if err != nil {
 		level := slog.LevelWarn
-		if outcome == "invalid_client" || outcome == "authority_error" {
+		if outcome == "invalid_client" || outcome == "authority_error" || outcome == "credential_error" {
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{slog.String("route", rt.name), slog.String("flow", rt.flow),

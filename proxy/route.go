@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 // Flows a route can use to obtain token B.
@@ -68,6 +70,10 @@ type route struct {
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	proxy    *httputil.ReverseProxy
+
+	audience, requestedType string
+	present                 obo.Presentation
+	bearer                  bool // present is "Authorization: Bearer <token>"
 }
 
 // matches reports whether the clean path p is under the route's prefix.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ const (
 	ReasonExpired     = "expired"
 	ReasonNotYetValid = "not_yet_valid"
 	ReasonIssuer      = "issuer"
+	ReasonTenant      = "tenant"
 	ReasonAudience    = "audience"
 	ReasonScope       = "scope"
 	ReasonAppOnly     = "app_only"
@@ -80,8 +82,21 @@ type KeySource interface {
 
 // ValidatorConfig configures a Validator.
 type ValidatorConfig struct {
-	// Issuer is the exact value token A's "iss" claim must carry. Required.
+	// Issuer is the value token A's "iss" claim must carry. Required. It
+	// may hold the placeholder "{tenantid}", as the issuer of Entra's
+	// multi-tenant authorities (common, organizations) does: the token's
+	// "tid" takes its place, so "iss" must name the token's own tenant.
 	Issuer string
+	// V1Issuer, when set, is the issuer of the authority's v1 access
+	// tokens (Entra's "https://sts.windows.net/<tid>/", with "{tenantid}"
+	// for multi-tenant authorities); such tokens are then accepted like v2
+	// tokens. Empty means v1 tokens are refused.
+	V1Issuer string
+	// AllowedTenants lists the tenant ids ("tid") whose tokens are
+	// accepted; ["*"] accepts every tenant. Empty accepts the tenants the
+	// issuer admits, which is refused for an issuer with "{tenantid}".
+	// Tenant ids are compared without regard to case.
+	AllowedTenants []string
 	// Audiences lists the accepted values of "aud" (API A's client id and
 	// application id URI). Required.
 	Audiences []string
@@ -105,7 +120,19 @@ type ValidatorConfig struct {
 type Validator struct {
 	cfg  ValidatorConfig
 	algs map[string]jwa.SignatureAlgorithm
+	// tenants holds the allowed tenant ids, lower-cased; nil when any
+	// tenant the issuer admits is accepted.
+	tenants   map[string]bool
+	anyTenant bool
 }
+
+// tenantPlaceholder stands for the token's tenant id in a multi-tenant
+// issuer.
+const tenantPlaceholder = "{tenantid}"
+
+// tenantIDPattern is what a tid must look like to be put into an issuer
+// template.
+var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
 
 // NewValidator checks cfg and returns a Validator.
 func NewValidator(cfg ValidatorConfig) (*Validator, error) {
@@ -118,6 +145,9 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("proxy: ValidatorConfig.Keys is nil")
 	}
+	if (strings.Contains(cfg.Issuer, tenantPlaceholder) || strings.Contains(cfg.V1Issuer, tenantPlaceholder)) && len(cfg.AllowedTenants) == 0 {
+		return nil, errors.New(`proxy: the issuer is multi-tenant ({tenantid}): ValidatorConfig.AllowedTenants must list the tenants, or ["*"]`)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -125,6 +155,16 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		cfg.Algorithms = []string{"RS256"}
 	}
 	v := &Validator{cfg: cfg, algs: make(map[string]jwa.SignatureAlgorithm)}
+	for _, t := range cfg.AllowedTenants {
+		if t == "*" {
+			v.anyTenant = true
+			continue
+		}
+		if v.tenants == nil {
+			v.tenants = make(map[string]bool)
+		}
+		v.tenants[strings.ToLower(t)] = true
+	}
 	for _, name := range cfg.Algorithms {
 		alg, ok := jwa.LookupSignatureAlgorithm(name)
 		if !ok || alg == jwa.NoSignature() || isSymmetric(name) {
@@ -152,6 +192,15 @@ type Claims struct {
 	// AuthContexts are the authentication context ids the user satisfied
 	// ("acrs"), such as a step-up to phishing-resistant MFA.
 	AuthContexts []string
+	// Version is the token version: "1.0" for a v1 token (issued by
+	// V1Issuer), otherwise "2.0".
+	Version string
+	// ClientAppID is the application the token was issued to: "azp" of a
+	// v2 token, "appid" of a v1 token.
+	ClientAppID string
+	// Username is the user's sign-in name: "preferred_username" of a v2
+	// token, "upn" (or "unique_name") of a v1 token; it may be empty.
+	Username string
 	// ExpiresAt is the token's "exp".
 	ExpiresAt time.Time
 }
@@ -229,6 +278,12 @@ type payload struct {
 	Scp   string      `json:"scp"`
 	Roles []string    `json:"roles"`
 	Acrs  []string    `json:"acrs"`
+
+	Azp               string `json:"azp"`
+	Appid             string `json:"appid"`
+	PreferredUsername string `json:"preferred_username"`
+	Upn               string `json:"upn"`
+	UniqueName        string `json:"unique_name"`
 }
 
 // Validate checks raw, the compact serialisation of token A, and returns its
@@ -273,8 +328,21 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 	if p.Nbf.set && now.Add(skew).Before(p.Nbf.t) {
 		return nil, reject(ReasonNotYetValid, "token is not valid before %s", p.Nbf.t.UTC().Format(time.RFC3339))
 	}
-	if p.Iss != v.cfg.Issuer {
+	version := "2.0"
+	switch {
+	case matchIssuer(v.cfg.Issuer, p.Iss, p.Tid):
+	case v.cfg.V1Issuer != "" && matchIssuer(v.cfg.V1Issuer, p.Iss, p.Tid):
+		version = "1.0"
+	case v.cfg.V1Issuer != "":
+		return nil, reject(ReasonIssuer, "token issuer is %q, expected %q (or %q for v1 tokens)", p.Iss, v.cfg.Issuer, v.cfg.V1Issuer)
+	default:
 		return nil, reject(ReasonIssuer, "token issuer is %q, expected %q", p.Iss, v.cfg.Issuer)
+	}
+	if !v.anyTenant && v.tenants != nil && !v.tenants[strings.ToLower(p.Tid)] {
+		if p.Tid == "" {
+			return nil, reject(ReasonTenant, "token has no tid claim, and only listed tenants are allowed")
+		}
+		return nil, reject(ReasonTenant, "token tenant %q is not one of the allowed tenants", p.Tid)
 	}
 	aud, ok := v.matchAudience(p.Aud)
 	if !ok {
@@ -305,6 +373,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 		Roles:        p.Roles,
 		AuthContexts: p.Acrs,
 		ExpiresAt:    p.Exp.t,
+		Version:      version,
+		ClientAppID:  firstOf(p.Azp, p.Appid),
+		Username:     firstOf(p.PreferredUsername, p.Upn, p.UniqueName),
 	}
 	if c.ObjectID == "" && c.Subject == "" {
 		return nil, reject(ReasonMalformed, "token has neither oid nor sub")
@@ -319,6 +390,27 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// matchIssuer reports whether iss is the issuer tmpl names; a tmpl with
+// "{tenantid}" names the issuer of the token's own tenant tid.
+func matchIssuer(tmpl, iss, tid string) bool {
+	if !strings.Contains(tmpl, tenantPlaceholder) {
+		return iss == tmpl
+	}
+	if !tenantIDPattern.MatchString(tid) {
+		return false
+	}
+	return iss == strings.ReplaceAll(tmpl, tenantPlaceholder, tid)
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func (v *Validator) matchAudience(aud audience) (string, bool) {

@@ -30,7 +30,7 @@ type signer struct {
 	kid string
 }
 
-func newSigner(t *testing.T, kid string) *signer {
+func newSigner(t testing.TB, kid string) *signer {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -39,7 +39,7 @@ func newSigner(t *testing.T, kid string) *signer {
 	return &signer{key: k, kid: kid}
 }
 
-func (s *signer) publicSet(t *testing.T) jwk.Set {
+func (s *signer) publicSet(t testing.TB) jwk.Set {
 	t.Helper()
 	k, err := jwk.Import(s.key.Public())
 	if err != nil {
@@ -57,7 +57,7 @@ func seg(v any) string {
 }
 
 // sign builds a compact JWS by hand so tests can forge any header.
-func (s *signer) sign(t *testing.T, header map[string]any, claims map[string]any) string {
+func (s *signer) sign(t testing.TB, header map[string]any, claims map[string]any) string {
 	t.Helper()
 	in := seg(header) + "." + seg(claims)
 	sum := sha256.Sum256([]byte(in))
@@ -181,5 +181,97 @@ func TestAppOnlyAndUser(t *testing.T) {
 	c.ObjectID = ""
 	if tn, u := c.User(); tn != "i" || u != "s" {
 		t.Errorf("User() without oid = %s %s", tn, u)
+	}
+}
+
+func TestValidateTenantsAndVersions(t *testing.T) {
+	now := time.Now()
+	s := newSigner(t, "k1")
+	const (
+		tenantA = "aaaaaaaa-0000-4000-8000-00000000000a"
+		tenantB = "bbbbbbbb-0000-4000-8000-00000000000b"
+		tenantC = "cccccccc-0000-4000-8000-00000000000c"
+	)
+	v2 := func(tid string) string { return "https://login.example/" + tid + "/v2.0" }
+	v1 := func(tid string) string { return "https://sts.example/" + tid + "/" }
+	claims := func(iss, tid string, extra map[string]any) map[string]any {
+		c := goodClaims(now)
+		c["iss"], c["tid"] = iss, tid
+		for k, val := range extra {
+			if val == nil {
+				delete(c, k)
+			} else {
+				c[k] = val
+			}
+		}
+		return c
+	}
+	hdr := map[string]any{"alg": "RS256", "kid": "k1", "typ": "JWT"}
+	multi := ValidatorConfig{
+		Issuer: "https://login.example/{tenantid}/v2.0", V1Issuer: "https://sts.example/{tenantid}/",
+		AllowedTenants: []string{tenantA, strings.ToUpper(tenantB)},
+	}
+	anyTenant := multi
+	anyTenant.AllowedTenants = []string{"*"}
+	single := ValidatorConfig{Issuer: v2(tenantA), V1Issuer: v1(tenantA)}
+	singleNoV1 := ValidatorConfig{Issuer: v2(tenantA)}
+	narrowed := ValidatorConfig{Issuer: v2(tenantA), AllowedTenants: []string{tenantC}}
+
+	tests := []struct {
+		name    string
+		cfg     ValidatorConfig
+		claims  map[string]any
+		reason  string
+		version string
+	}{
+		{"multi: allowed tenant v2", multi, claims(v2(tenantA), tenantA, nil), "", "2.0"},
+		{"multi: allowed tenant, case of tid differs from list", multi, claims(v2(tenantB), tenantB, nil), "", "2.0"},
+		{"multi: allowed tenant v1", multi, claims(v1(tenantA), tenantA, map[string]any{"ver": "1.0", "appid": "app", "upn": "u@a"}), "", "1.0"},
+		{"multi: tenant not allowed", multi, claims(v2(tenantC), tenantC, nil), ReasonTenant, ""},
+		{"multi: issuer of another tenant than tid", multi, claims(v2(tenantB), tenantA, nil), ReasonIssuer, ""},
+		{"multi: no tid", multi, claims(v2(tenantA), "", map[string]any{"tid": nil}), ReasonIssuer, ""},
+		{"multi: literal placeholder in iss", multi, claims("https://login.example/{tenantid}/v2.0", "{tenantid}", nil), ReasonIssuer, ""},
+		{"multi: tid with a slash", multi, claims("https://login.example/a/b/v2.0", "a/b", nil), ReasonIssuer, ""},
+		{"any tenant", anyTenant, claims(v2(tenantC), tenantC, nil), "", "2.0"},
+		{"single: v2", single, claims(v2(tenantA), tenantA, nil), "", "2.0"},
+		{"single: v1", single, claims(v1(tenantA), tenantA, nil), "", "1.0"},
+		{"single: v1 of another tenant", single, claims(v1(tenantB), tenantB, nil), ReasonIssuer, ""},
+		{"single without v1 issuer: v1 refused", singleNoV1, claims(v1(tenantA), tenantA, nil), ReasonIssuer, ""},
+		{"single narrowed to another tenant", narrowed, claims(v2(tenantA), tenantA, nil), ReasonTenant, ""},
+		{"v1 audience must still match", single, claims(v1(tenantA), tenantA, map[string]any{"aud": "https://graph.microsoft.com"}), ReasonAudience, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Audiences, cfg.Keys, cfg.Now = []string{"api://a"}, staticKeys{s.publicSet(t)}, func() time.Time { return now }
+			v, err := NewValidator(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Validate(context.Background(), s.sign(t, hdr, tc.claims))
+			if tc.reason != "" {
+				re, ok := err.(*RejectError)
+				if !ok || re.Reason != tc.reason {
+					t.Fatalf("err = %v, want reason %s", err, tc.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if c.Version != tc.version {
+				t.Errorf("Version = %q, want %q", c.Version, tc.version)
+			}
+			if tc.version == "1.0" && tc.claims["appid"] != nil && (c.ClientAppID != "app" || c.Username != "u@a") {
+				t.Errorf("v1 claims: appid %q upn %q", c.ClientAppID, c.Username)
+			}
+		})
+	}
+}
+
+func TestNewValidatorNeedsTenantsForMultiTenantIssuer(t *testing.T) {
+	_, err := NewValidator(ValidatorConfig{Issuer: "https://login.example/{tenantid}/v2.0", Audiences: []string{"a"}, Keys: staticKeys{jwk.NewSet()}})
+	if err == nil || !strings.Contains(err.Error(), "AllowedTenants") {
+		t.Errorf("err = %v, want AllowedTenants required", err)
 	}
 }

@@ -99,7 +99,8 @@ func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Si
 
 // claimsCost approximates the bytes one remembered token costs.
 func claimsCost(c *Claims) int64 {
-	n := 160 + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID)
+	n := 208 + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID) +
+		len(c.Version) + len(c.ClientAppID) + len(c.Username)
 	for _, s := range c.Scopes {
 		n += 16 + len(s)
 	}

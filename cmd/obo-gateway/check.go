@@ -41,7 +41,11 @@ func runCheck(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("%v\n%s: configuration is invalid", err, path), 2)
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "%s: configuration is valid\n\n", path)
+	fmt.Fprintf(w, "%s: configuration is valid\n", path)
+	for _, warning := range cfg.Warnings() {
+		fmt.Fprintln(w, "warning: "+warning)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tPATH PREFIX\tUPSTREAM\tFLOW\tSCOPES")
 	for _, r := range cfg.Routes {

@@ -281,11 +281,29 @@ func (a *App) buildHandler(ctx context.Context) error {
 		return fmt.Errorf("app: token_endpoint: %w", err)
 	}
 
-	var cred obo.Credential
-	if cfg.Client.SecretFile != "" {
-		cred = obo.SecretFile(cfg.Client.SecretFile)
-	} else {
-		cred = obo.ClientSecret(cfg.Client.Secret)
+	// v1 access tokens carry the issuer of the v1 discovery document.
+	var v1Issuer string
+	if base := cfg.V1Authority(); base != "" {
+		dctx, cancel := context.WithTimeout(ctx, cfg.Authority.Timeout.D())
+		iss, found, err := obo.DiscoverIssuer(dctx, hc, base)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("app: v1 discovery: %w", err)
+		}
+		if found {
+			v1Issuer = iss
+		}
+	}
+	cred, err := cfg.Credential(func(thumbprint string, err error) {
+		if err != nil {
+			a.log.Error("client certificate files changed but could not be loaded; the previous certificate stays in use",
+				"x5t#S256", thumbprint, "error", err.Error())
+			return
+		}
+		a.log.Info("client certificate reloaded", "x5t#S256", thumbprint)
+	})
+	if err != nil {
+		return fmt.Errorf("app: client credential: %w", err)
 	}
 	client, err := obo.NewClient(obo.Config{
 		ClientID:      cfg.Client.ID,
@@ -296,11 +314,16 @@ func (a *App) buildHandler(ctx context.Context) error {
 		HTTPClient: &http.Client{Transport: hc.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
-		Timeout:      cfg.Authority.Timeout.D(),
-		Capabilities: cfg.Client.Capabilities,
+		Timeout:       cfg.Authority.Timeout.D(),
+		Capabilities:  cfg.Client.Capabilities,
+		Protocol:      cfg.Authority.Protocol,
+		DefaultTenant: cfg.Client.TenantID,
 	})
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings() {
+		a.log.Warn("configuration warning", "warning", w)
 	}
 	keys, err := proxy.NewKeySet(a.bgCtx, proxy.KeySetConfig{
 		URL:        md.JWKSURI,
@@ -319,6 +342,8 @@ func (a *App) buildHandler(ctx context.Context) error {
 	}
 	v, err := proxy.NewValidator(proxy.ValidatorConfig{
 		Issuer:         md.Issuer,
+		V1Issuer:       v1Issuer,
+		AllowedTenants: cfg.Inbound.AllowedTenants,
 		Audiences:      cfg.Inbound.Audiences,
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		Algorithms:     cfg.Inbound.Algorithms,
@@ -345,6 +370,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
+			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
 		})
 	}
 	h, err := proxy.New(proxy.Config{

@@ -8,11 +8,14 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 // Config is the whole configuration of obo-gateway, as read from its YAML
@@ -40,6 +43,10 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Cache configures the token B cache.
 	Cache Cache `yaml:"cache"`
+
+	// fromEnv maps the keys that Parse filled from the AKS workload
+	// identity variables to the variable's name, for the problems.
+	fromEnv map[string]string
 }
 
 // Log configures logging.
@@ -70,13 +77,44 @@ type Authority struct {
 	// JWKSRefresh is the interval of the background JWKS refresh.
 	// Default 1h, at least 1m.
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
+	// Protocol is the exchange protocol: ProtocolEntra (the default), the
+	// Microsoft On-Behalf-Of request, or ProtocolRFC8693, an OAuth 2.0
+	// token exchange (Keycloak, Okta and other authorities).
+	Protocol string `yaml:"protocol"`
 }
 
-// Client is the gateway's own application registration. Exactly one of
-// Secret and SecretFile must be set.
+// The values of Authority.Protocol.
+const (
+	// ProtocolEntra is the Microsoft identity platform's On-Behalf-Of
+	// request. It is the default.
+	ProtocolEntra = "entra"
+	// ProtocolRFC8693 is the OAuth 2.0 token exchange of RFC 8693.
+	ProtocolRFC8693 = "rfc8693"
+)
+
+// Client is the gateway's own application registration. Exactly one
+// credential must be set: Secret, SecretFile, Certificate or AssertionFile.
+//
+// The variables the AKS workload identity webhook injects are defaults: ID
+// from AZURE_CLIENT_ID, TenantID from AZURE_TENANT_ID and, when no
+// credential is configured, AssertionFile from AZURE_FEDERATED_TOKEN_FILE.
 type Client struct {
-	// ID is the application (client) id. Required.
+	// ID is the application (client) id. Required; the default is the
+	// environment variable AZURE_CLIENT_ID.
 	ID string `yaml:"id"`
+	// TenantID is the application's home tenant (a GUID or domain). The
+	// default is AZURE_TENANT_ID. With a multi-tenant authority (common or
+	// organizations) it is where app-only (client_credentials) tokens come
+	// from, and it is required when a route uses them.
+	TenantID string `yaml:"tenant_id"`
+	// Certificate is a certificate credential: each exchange carries a
+	// client assertion signed with the certificate's key.
+	Certificate Certificate `yaml:"certificate"`
+	// AssertionFile is the path of a federated token presented as the
+	// client assertion (workload identity federation). The file is read on
+	// every exchange, because the token rotates. The default, when no other
+	// credential is configured, is AZURE_FEDERATED_TOKEN_FILE.
+	AssertionFile string `yaml:"assertion_file"`
 	// Secret is the client secret itself, usually written as
 	// ${OBO_CLIENT_SECRET}. Use Config.ClientSecret to read the credential.
 	Secret string `yaml:"secret"`
@@ -92,10 +130,33 @@ type Client struct {
 	Capabilities []string `yaml:"capabilities"`
 }
 
+// Certificate is a certificate credential. The files are read again when
+// they change, so a renewed certificate is used without a restart.
+type Certificate struct {
+	// File is the PEM file with the certificate, optionally followed by
+	// its chain (and the key, when KeyFile is empty). Required.
+	File string `yaml:"file"`
+	// KeyFile is the PEM file with the unencrypted private key: RSA
+	// (PKCS#1 or PKCS#8, at least 2048 bits) or EC P-256/P-384/P-521
+	// (SEC 1 or PKCS#8). Empty means the key is in File.
+	KeyFile string `yaml:"key_file"`
+	// SendX5C sends the certificate chain in each assertion (x5c), for
+	// subject name and issuer authentication.
+	SendX5C Bool `yaml:"send_x5c"`
+}
+
+// Configured reports whether a certificate credential is configured.
+func (c Certificate) Configured() bool { return c.File != "" || c.KeyFile != "" || bool(c.SendX5C) }
+
 // Inbound configures the validation of token A.
 type Inbound struct {
 	// Audiences lists the accepted aud values of token A. Required.
 	Audiences []string `yaml:"audiences"`
+	// AllowedTenants lists the tenant ids (tid) whose tokens are accepted.
+	// Required with a multi-tenant authority (common or organizations);
+	// ["*"] accepts every tenant, with a warning. With a single-tenant
+	// authority it is optional: the issuer already names the tenant.
+	AllowedTenants []string `yaml:"allowed_tenants"`
 	// RequiredScopes, when not empty, lists scopes of which token A's scp
 	// must contain at least one.
 	RequiredScopes []string `yaml:"required_scopes"`
@@ -147,6 +208,70 @@ type Route struct {
 	// challenge (client.capabilities: [cp1]). Larger bodies stream and are
 	// not retried. Default 64KiB; 0 disables the retry for the route.
 	ReplayMaxBytes ByteSize `yaml:"replay_max_bytes"`
+	// TokenType is the kind of token B: TokenTypeAccessToken (the
+	// default) or TokenTypeSAML2, a SAML 2.0 assertion for SAML-protected
+	// services (On-Behalf-Of only), presented as "Authorization: SAML
+	// <base64>" unless AuthHeader and AuthFormat say otherwise.
+	TokenType string `yaml:"token_type"`
+	// Audience is the RFC 8693 audience of token B (authority.protocol
+	// rfc8693 only); with it, Scopes may be empty.
+	Audience string `yaml:"audience"`
+	// RequestedTokenType is the RFC 8693 requested_token_type, a token
+	// type URI (authority.protocol rfc8693 only). TokenType saml2 implies
+	// urn:ietf:params:oauth:token-type:saml2.
+	RequestedTokenType string `yaml:"requested_token_type"`
+	// AuthHeader is the request header that carries token B to the
+	// upstream. Default "Authorization". Token A is removed either way.
+	AuthHeader string `yaml:"auth_header"`
+	// AuthFormat is the value of AuthHeader, with one placeholder:
+	// {token} (token B as issued), {base64} (the standard base64 of its
+	// content; for SAML the assertion XML) or {base64url}. Default
+	// "Bearer {token}", or "SAML {base64}" for SAML routes.
+	AuthFormat string `yaml:"auth_format"`
+}
+
+// The values of Route.TokenType.
+const (
+	// TokenTypeAccessToken is an OAuth access token. It is the default.
+	TokenTypeAccessToken = "access_token"
+	// TokenTypeSAML2 is a SAML 2.0 assertion.
+	TokenTypeSAML2 = "saml2"
+)
+
+// RequestedTokenTypeURI returns the requested_token_type the route's
+// exchanges send: RequestedTokenType, or the SAML 2.0 token type URI for a
+// saml2 route, or "" for an access token.
+func (r Route) RequestedTokenTypeURI() string {
+	if r.RequestedTokenType != "" {
+		return r.RequestedTokenType
+	}
+	if r.TokenType == TokenTypeSAML2 {
+		return obo.TokenTypeSAML2
+	}
+	return ""
+}
+
+// Presentation returns how the route presents token B to its upstream: the
+// header and the format, with the defaults for the route's token type
+// filled in. It assumes the route is valid.
+func (r Route) Presentation() obo.Presentation {
+	p, err := obo.NewPresentation(r.AuthHeader, r.AuthFormat, r.RequestedTokenTypeURI())
+	if err != nil {
+		return obo.DefaultPresentation(r.RequestedTokenTypeURI())
+	}
+	return p
+}
+
+// ExchangeRequest returns the parts of the token request that the route
+// fixes: flow, scopes, audience and requested token type. The caller adds
+// the assertion, the tenant and any claims.
+func (r Route) ExchangeRequest() obo.Request {
+	return obo.Request{
+		Flow:               r.Flow,
+		Scopes:             r.Scopes,
+		Audience:           r.Audience,
+		RequestedTokenType: r.RequestedTokenTypeURI(),
+	}
 }
 
 // Cache configures the token B cache.
@@ -214,10 +339,14 @@ func Parse(data []byte, file string, lookupEnv func(string) (string, bool)) (*Co
 	d.problems = problems
 	var c Config
 	d.decode(root, reflect.ValueOf(&c).Elem(), "")
+	c.applyEnvDefaults(lookupEnv)
 	c.applyDefaults(func(key string) bool { return d.set[key] })
 	for _, p := range c.validate() {
 		if d.hasFailed(p.Key) {
 			continue
+		}
+		if v, ok := c.fromEnv[p.Key]; ok {
+			p.Message += " (the value comes from the environment variable " + v + ")"
 		}
 		p.File = file
 		p.Line = d.lineOf(p.Key)
@@ -228,6 +357,83 @@ func Parse(data []byte, file string, lookupEnv func(string) (string, bool)) (*Co
 		return nil, Problems(d.problems)
 	}
 	return &c, nil
+}
+
+// The variables the AKS workload identity webhook injects into a pod whose
+// service account is annotated with azure.workload.identity/client-id.
+const (
+	EnvAzureClientID           = "AZURE_CLIENT_ID"
+	EnvAzureTenantID           = "AZURE_TENANT_ID"
+	EnvAzureFederatedTokenFile = "AZURE_FEDERATED_TOKEN_FILE"
+	EnvAzureAuthorityHost      = "AZURE_AUTHORITY_HOST"
+)
+
+// defaultAuthorityHost is the Entra authority host of the public cloud,
+// used with AZURE_TENANT_ID when AZURE_AUTHORITY_HOST is not set.
+const defaultAuthorityHost = "https://login.microsoftonline.com/"
+
+// applyEnvDefaults fills in what the file leaves out from the AKS workload
+// identity variables: client.id (AZURE_CLIENT_ID), client.tenant_id
+// (AZURE_TENANT_ID), client.assertion_file (AZURE_FEDERATED_TOKEN_FILE,
+// only when no credential is configured) and authority.url
+// (AZURE_AUTHORITY_HOST + AZURE_TENANT_ID + "/v2.0", only when no authority
+// endpoint is configured and the protocol is entra).
+func (c *Config) applyEnvDefaults(lookupEnv func(string) (string, bool)) {
+	get := func(name string) string {
+		v, _ := lookupEnv(name)
+		return strings.TrimSpace(v)
+	}
+	set := func(key string, dst *string, name string) {
+		if *dst != "" {
+			return
+		}
+		if v := get(name); v != "" {
+			*dst = v
+			if c.fromEnv == nil {
+				c.fromEnv = make(map[string]string)
+			}
+			c.fromEnv[key] = name
+		}
+	}
+	set("client.id", &c.Client.ID, EnvAzureClientID)
+	set("client.tenant_id", &c.Client.TenantID, EnvAzureTenantID)
+	cl := c.Client
+	if cl.Secret == "" && cl.SecretFile == "" && !cl.Certificate.Configured() {
+		set("client.assertion_file", &c.Client.AssertionFile, EnvAzureFederatedTokenFile)
+	}
+	a := c.Authority
+	if a.URL == "" && a.Issuer == "" && a.JWKSURI == "" && a.TokenEndpoint == "" &&
+		(a.Protocol == "" || a.Protocol == ProtocolEntra) && c.Client.TenantID != "" {
+		host := get(EnvAzureAuthorityHost)
+		if host == "" {
+			host = defaultAuthorityHost
+		}
+		c.Authority.URL = strings.TrimRight(host, "/") + "/" + c.Client.TenantID + "/v2.0"
+		if c.fromEnv == nil {
+			c.fromEnv = make(map[string]string)
+		}
+		c.fromEnv["authority.url"] = EnvAzureAuthorityHost + " and " + EnvAzureTenantID
+	}
+}
+
+// Warnings returns what is valid but risky in the configuration, one
+// sentence each, for check and the startup log: accepting every tenant, a
+// certificate close to its expiry.
+func (c *Config) Warnings() []string {
+	var w []string
+	if slices.Contains(c.Inbound.AllowedTenants, "*") {
+		w = append(w, `inbound.allowed_tenants: "*" accepts tokens of users of every Microsoft Entra tenant, `+
+			`so any organisation's users can call through the gateway; list the tenant ids instead unless that is intended`)
+	}
+	if c.Client.Certificate.File != "" {
+		if ck, err := obo.LoadCertificateKey(c.Client.Certificate.File, c.Client.Certificate.KeyFile); err == nil {
+			if left := time.Until(ck.Leaf().NotAfter); left > 0 && left < 30*24*time.Hour {
+				w = append(w, fmt.Sprintf("client.certificate.file: the certificate (x5t#S256 %s) expires on %s, in less than 30 days",
+					ck.Thumbprint(), ck.Leaf().NotAfter.UTC().Format(time.RFC3339)))
+			}
+		}
+	}
+	return w
 }
 
 var yamlErrorLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -288,6 +494,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	setString(&c.Log.Format, defaultLogFormat)
 	setDuration("authority.timeout", &c.Authority.Timeout, defaultAuthTimeout)
 	setDuration("authority.jwks_refresh", &c.Authority.JWKSRefresh, defaultJWKSRefresh)
+	setString(&c.Authority.Protocol, ProtocolEntra)
 	setDuration("inbound.clock_skew", &c.Inbound.ClockSkew, defaultClockSkew)
 	if len(c.Inbound.Algorithms) == 0 {
 		c.Inbound.Algorithms = []string{defaultAlgorithm}
@@ -295,6 +502,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		setString(&r.Flow, FlowOnBehalfOf)
+		setString(&r.TokenType, TokenTypeAccessToken)
 		setDuration("routes["+strconv.Itoa(i)+"].timeout", &r.Timeout, defaultRouteTimeout)
 		if !isSet("routes[" + strconv.Itoa(i) + "].replay_max_bytes") {
 			r.ReplayMaxBytes = defaultReplayMaxBytes
@@ -339,6 +547,7 @@ func (c *Config) Redacted() *Config {
 		r.Client.Secret = "REDACTED"
 	}
 	r.Inbound.Audiences = cloneStrings(c.Inbound.Audiences)
+	r.Inbound.AllowedTenants = cloneStrings(c.Inbound.AllowedTenants)
 	r.Inbound.RequiredScopes = cloneStrings(c.Inbound.RequiredScopes)
 	r.Inbound.Algorithms = cloneStrings(c.Inbound.Algorithms)
 	if c.Routes != nil {

@@ -56,6 +56,7 @@ func TestParseValidFile(t *testing.T) {
 			URL:         "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0",
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
+			Protocol:    ProtocolEntra,
 		},
 		Client: Client{ID: "00000000-aaaa-bbbb-cccc-000000000001", Secret: "s3cr3t"},
 		Inbound: Inbound{
@@ -73,6 +74,7 @@ func TestParseValidFile(t *testing.T) {
 				Upstream:   "https://graph.microsoft.com/v1.0",
 				Scopes:     []string{"https://graph.microsoft.com/User.Read"},
 				Flow:       FlowOnBehalfOf,
+				TokenType:  TokenTypeAccessToken,
 				Timeout:    Duration(30 * time.Second),
 
 				ReplayMaxBytes: 64 * KiB,
@@ -83,6 +85,7 @@ func TestParseValidFile(t *testing.T) {
 				Upstream:   "https://reports.example.com/api",
 				Scopes:     []string{"api://reports-api/.default"},
 				Flow:       FlowClientCredentials,
+				TokenType:  TokenTypeAccessToken,
 				Timeout:    Duration(time.Minute),
 
 				ReplayMaxBytes: 64 * KiB,
@@ -224,9 +227,12 @@ func TestParseProblems(t *testing.T) {
 			want: Problems{{File: "test.yaml", Line: 14, Key: "cache.maxBytes", Message: `unknown key (did you mean "max_bytes"?)`}},
 		},
 		{
-			name: "certificate is not supported yet",
-			data: strings.Replace(minimal, "  secret: ${OBO_CLIENT_SECRET}\n", "  certificate: {file: tls.crt}\n  secret: x\n", 1),
-			want: Problems{{File: "test.yaml", Line: 5, Key: "client.certificate", Message: "unknown key"}},
+			name: "certificate next to a secret",
+			data: strings.Replace(minimal, "  secret: ${OBO_CLIENT_SECRET}\n", "  certificate: {file: /nonexistent/tls.crt}\n  secret: x\n", 1),
+			want: Problems{
+				{File: "test.yaml", Line: 3, Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
+				{File: "test.yaml", Line: 5, Key: "client.certificate.file", Message: "read certificate file: open /nonexistent/tls.crt: no such file or directory"},
+			},
 		},
 		{
 			name: "duplicate key",
@@ -391,7 +397,7 @@ func TestParseInvalidFile(t *testing.T) {
 		{f, 5, "log.level", `"verbose" is not one of debug, info, warn, error`},
 		{f, 7, "authority.url", "must use https (http is allowed only for loopback hosts)"},
 		{f, 8, "authority.timeout", `"10" has no unit; add one, such as "10s" or "10ms"`},
-		{f, 9, "client", "exactly one credential must be set (secret or secret_file), found 2"},
+		{f, 9, "client", "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
 		{f, 12, "client.secret_file", "open /nonexistent/obo-gateway/secret: no such file or directory"},
 		{f, 14, "inbound.audiences", "must not be empty"},
 		{f, 15, "inbound.algorithms[1]", `"HS256" is not allowed (symmetric algorithms are never accepted)`},
@@ -448,9 +454,9 @@ routes:
 `)
 	c := mustParse(t, data, testEnv)
 	want := []Route{
-		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB},
-		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB},
-		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(7 * time.Second), ReplayMaxBytes: 64 * KiB},
+		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
+		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
+		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(7 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
 	}
 	if !reflect.DeepEqual(c.Routes, want) {
 		t.Errorf("Routes =\n%+v\nwant\n%+v", c.Routes, want)

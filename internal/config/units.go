@@ -219,3 +219,24 @@ func kindName(n *yaml.Node) string {
 		return "a document"
 	}
 }
+
+// Bool is a boolean written as true or false. A ${VAR} reference may
+// supply it; other spellings (yes, no, on, off, 1) are rejected because YAML
+// versions disagree about them.
+type Bool bool
+
+// UnmarshalYAML decodes true or false from a YAML scalar.
+func (b *Bool) UnmarshalYAML(value *yaml.Node) error {
+	if value.Kind != yaml.ScalarNode {
+		return fmt.Errorf("must be true or false, not %s", kindName(value))
+	}
+	switch strings.ToLower(strings.TrimSpace(value.Value)) {
+	case "true":
+		*b = true
+	case "false":
+		*b = false
+	default:
+		return fmt.Errorf("must be true or false, not %q", value.Value)
+	}
+	return nil
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 // allowedAlgorithms returns the asymmetric JWS algorithms that may be
@@ -151,7 +153,39 @@ func (c *Config) validateAuthority(v *validator) {
 	if a.JWKSRefresh < Duration(time.Minute) {
 		v.add("authority.jwks_refresh", "must be at least 1m, not %s", a.JWKSRefresh)
 	}
+	switch a.Protocol {
+	case "", ProtocolEntra, ProtocolRFC8693:
+	default:
+		v.add("authority.protocol", "%q is not a protocol (use %s, the Microsoft On-Behalf-Of request, or %s, an OAuth 2.0 token exchange)",
+			a.Protocol, ProtocolEntra, ProtocolRFC8693)
+	}
 }
+
+// MultiTenant reports whether the authority serves many tenants: the
+// tenant segment of its URL (or token endpoint) is "common" or
+// "organizations", or its issuer holds the {tenantid} placeholder.
+func (a Authority) MultiTenant() bool {
+	return obo.IsMultiTenant(a.Tenant()) || strings.Contains(a.Issuer, "{tenantid}")
+}
+
+// Tenant returns the tenant segment of the authority: the first path
+// segment of URL, or of TokenEndpoint when URL is not set.
+func (a Authority) Tenant() string {
+	raw := a.URL
+	if raw == "" {
+		raw = a.TokenEndpoint
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	return seg
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,126}[A-Za-z0-9])?$`)
 
 // authorityURL checks a URL of the authority: absolute, https unless the
 // host is a loopback host, and without user information or fragment. A
@@ -200,11 +234,28 @@ func isLoopback(host string) bool {
 func (c *Config) validateClient(v *validator) {
 	cl := c.Client
 	if cl.ID == "" {
-		v.add("client.id", "must be set")
+		v.add("client.id", "must be set (or set the environment variable %s)", EnvAzureClientID)
+	}
+	if cl.TenantID != "" && (!tenantPattern.MatchString(cl.TenantID) || obo.IsMultiTenant(cl.TenantID)) {
+		v.add("client.tenant_id", "%q must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations", cl.TenantID)
 	}
 	n := 0
 	if cl.Secret != "" {
 		n++
+	}
+	if cl.Certificate.Configured() {
+		n++
+		c.validateCertificate(v)
+	}
+	if cl.AssertionFile != "" {
+		n++
+		data, err := os.ReadFile(cl.AssertionFile)
+		switch {
+		case err != nil:
+			v.add("client.assertion_file", "%s (on AKS the workload identity webhook mounts it when the pod has the label azure.workload.identity/use: \"true\")", err)
+		case strings.TrimSpace(string(data)) == "":
+			v.add("client.assertion_file", "%s is empty", cl.AssertionFile)
+		}
 	}
 	if cl.SecretFile != "" {
 		n++
@@ -217,7 +268,29 @@ func (c *Config) validateClient(v *validator) {
 		}
 	}
 	if n != 1 {
-		v.add("client", "exactly one credential must be set (secret or secret_file), found %d", n)
+		v.add("client", "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found %d", n)
+	}
+}
+
+// validateCertificate checks client.certificate: the files can be read, hold
+// a certificate and its unencrypted key, and the certificate is valid now.
+func (c *Config) validateCertificate(v *validator) {
+	cert := c.Client.Certificate
+	if cert.File == "" {
+		v.add("client.certificate.file", "must be set: the PEM file with the certificate (and its chain)")
+		return
+	}
+	ck, err := obo.LoadCertificateKey(cert.File, cert.KeyFile)
+	if err != nil {
+		key := "client.certificate.file"
+		if cert.KeyFile != "" && strings.HasPrefix(err.Error(), cert.KeyFile+":") || strings.Contains(err.Error(), "read key file") {
+			key = "client.certificate.key_file"
+		}
+		v.add(key, "%s", err)
+		return
+	}
+	if err := ck.CheckValidity(time.Now()); err != nil {
+		v.add("client.certificate.file", "%s; the authority refuses assertions signed with it", err)
 	}
 }
 
@@ -225,6 +298,18 @@ func (c *Config) validateInbound(v *validator) {
 	in := c.Inbound
 	if len(in.Audiences) == 0 {
 		v.add("inbound.audiences", "must not be empty")
+	}
+	switch {
+	case len(in.AllowedTenants) == 0 && c.Authority.MultiTenant():
+		v.add("inbound.allowed_tenants", "must be set: the authority %q is multi-tenant, so list the tenant ids whose users may call, or [\"*\"] to accept every tenant",
+			c.Authority.Tenant())
+	case slices.Contains(in.AllowedTenants, "*") && len(in.AllowedTenants) > 1:
+		v.add("inbound.allowed_tenants", "\"*\" accepts every tenant and must stand alone")
+	}
+	for i, t := range in.AllowedTenants {
+		if t != "*" && !guidPattern.MatchString(t) {
+			v.add(fmt.Sprintf("inbound.allowed_tenants[%d]", i), "%q must be a tenant id (a GUID, as in the tid claim of tokens) or \"*\"", t)
+		}
 	}
 	v.tokens("inbound.audiences", in.Audiences)
 	v.tokens("inbound.required_scopes", in.RequiredScopes)
@@ -298,22 +383,78 @@ func (c *Config) validateRoutes(v *validator) {
 
 		v.upstream(key+".upstream", r.Upstream)
 
-		if len(r.Scopes) == 0 {
-			v.add(key+".scopes", "must not be empty")
+		rfc8693 := c.Authority.Protocol == ProtocolRFC8693
+		if len(r.Scopes) == 0 && (!rfc8693 || r.Audience == "") {
+			if rfc8693 {
+				v.add(key+".scopes", "must not be empty unless the route has an audience")
+			} else {
+				v.add(key+".scopes", "must not be empty")
+			}
 		}
 		v.tokens(key+".scopes", r.Scopes)
 		switch r.Flow {
 		case FlowOnBehalfOf:
 		case FlowClientCredentials:
 			for j, s := range r.Scopes {
-				if s != "" && !strings.HasSuffix(s, "/.default") {
+				if s != "" && !strings.HasSuffix(s, "/.default") && !rfc8693 {
 					v.add(fmt.Sprintf("%s.scopes[%d]", key, j), "client_credentials scopes must end in \"/.default\"")
 				}
+			}
+			if c.Authority.MultiTenant() && c.Client.TenantID == "" && !rfc8693 {
+				v.add("client.tenant_id", "must be set: the authority is multi-tenant and %s uses client_credentials, whose app-only tokens come from the application's home tenant (or set %s)",
+					key, EnvAzureTenantID)
 			}
 		default:
 			v.add(key+".flow", "%q is not a valid flow (use %s or %s)", r.Flow, FlowOnBehalfOf, FlowClientCredentials)
 		}
+		c.validateTokenType(v, key, r)
 		v.positive(key+".timeout", r.Timeout)
+	}
+}
+
+// validateTokenType checks the keys that say which token B a route asks
+// for and how it is presented.
+func (c *Config) validateTokenType(v *validator, key string, r Route) {
+	rfc8693 := c.Authority.Protocol == ProtocolRFC8693
+	switch r.TokenType {
+	case "", TokenTypeAccessToken:
+	case TokenTypeSAML2:
+		if r.Flow == FlowClientCredentials {
+			v.add(key+".token_type", "saml2 needs flow on_behalf_of: SAML assertions are issued for a user")
+		}
+	default:
+		v.add(key+".token_type", "%q is not a token type (use %s or %s)", r.TokenType, TokenTypeAccessToken, TokenTypeSAML2)
+	}
+	if r.Audience != "" {
+		switch {
+		case !rfc8693:
+			v.add(key+".audience", "is an RFC 8693 parameter: set authority.protocol: rfc8693, or name the resource in scopes instead")
+		case strings.IndexFunc(r.Audience, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			v.add(key+".audience", "%q must not contain white space", r.Audience)
+		}
+	}
+	if t := r.RequestedTokenType; t != "" {
+		u, err := url.Parse(t)
+		switch {
+		case !rfc8693:
+			v.add(key+".requested_token_type", "is an RFC 8693 parameter: set authority.protocol: rfc8693 (for a SAML assertion from Entra use token_type: saml2)")
+		case err != nil || u.Scheme == "" || strings.ContainsAny(t, " \t\r\n"):
+			v.add(key+".requested_token_type", "%q must be a token type URI such as %s", t, obo.TokenTypeAccessToken)
+		case r.TokenType == TokenTypeSAML2 && t != obo.TokenTypeSAML2:
+			v.add(key+".requested_token_type", "%q contradicts token_type saml2 (which asks for %s); remove one of them", t, obo.TokenTypeSAML2)
+		case r.Flow == FlowClientCredentials:
+			v.add(key+".requested_token_type", "is only sent on behalf of a user (flow on_behalf_of)")
+		}
+	}
+	typ := r.RequestedTokenType
+	if typ == "" && r.TokenType == TokenTypeSAML2 {
+		typ = obo.TokenTypeSAML2
+	}
+	if _, err := obo.NewPresentation(r.AuthHeader, "", typ); err != nil {
+		v.add(key+".auth_header", "%s", err)
+	}
+	if _, err := obo.NewPresentation("", r.AuthFormat, typ); err != nil {
+		v.add(key+".auth_format", "%s", err)
 	}
 }
 

@@ -21,6 +21,7 @@ func validConfig() *Config {
 			URL:         "https://login.microsoftonline.com/tenant/v2.0",
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
+			Protocol:    ProtocolEntra,
 		},
 		Client: Client{ID: "client-id", Secret: "s3cr3t"},
 		Inbound: Inbound{
@@ -36,6 +37,7 @@ func validConfig() *Config {
 			Upstream:   "https://graph.microsoft.com/v1.0",
 			Scopes:     []string{"https://graph.microsoft.com/User.Read"},
 			Flow:       FlowOnBehalfOf,
+			TokenType:  TokenTypeAccessToken,
 			Timeout:    Duration(30 * time.Second),
 
 			ReplayMaxBytes: 64 * KiB,
@@ -172,12 +174,12 @@ func TestValidateRules(t *testing.T) {
 		{"jwks refresh too short", func(c *Config) { c.Authority.JWKSRefresh = Duration(30 * time.Second) },
 			Problems{{Key: "authority.jwks_refresh", Message: "must be at least 1m, not 30s"}}},
 		{"client id missing", func(c *Config) { c.Client.ID = "" },
-			Problems{{Key: "client.id", Message: "must be set"}}},
+			Problems{{Key: "client.id", Message: "must be set (or set the environment variable AZURE_CLIENT_ID)"}}},
 		{"no credential", func(c *Config) { c.Client.Secret = "" },
-			Problems{{Key: "client", Message: "exactly one credential must be set (secret or secret_file), found 0"}}},
+			Problems{{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 0"}}},
 		{"two credentials", func(c *Config) { c.Client.SecretFile = emptyFile },
 			Problems{
-				{Key: "client", Message: "exactly one credential must be set (secret or secret_file), found 2"},
+				{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
 				{Key: "client.secret_file", Message: emptyFile + " is empty"},
 			}},
 		{"secret file missing", func(c *Config) { c.Client.Secret, c.Client.SecretFile = "", missing },
@@ -297,7 +299,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	c.Routes[2].Upstream = "nope"
 	err := c.Validate()
 	want := Problems{
-		{Key: "client.id", Message: "must be set"},
+		{Key: "client.id", Message: "must be set (or set the environment variable AZURE_CLIENT_ID)"},
 		{Key: "inbound.audiences", Message: "must not be empty"},
 		{Key: "log.format", Message: `"xml" is not one of text, json`},
 		{Key: "routes[2].upstream", Message: "must be an absolute http(s) URL"},
@@ -307,7 +309,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	if !errors.As(err, &got) || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Validate() =\n%v\nwant\n%v", err, want)
 	}
-	const text = "client.id: must be set\n" +
+	const text = "client.id: must be set (or set the environment variable AZURE_CLIENT_ID)\n" +
 		"inbound.audiences: must not be empty\n" +
 		`log.format: "xml" is not one of text, json` + "\n" +
 		"routes[2].upstream: must be an absolute http(s) URL\n" +

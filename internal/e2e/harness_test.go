@@ -82,6 +82,18 @@ type options struct {
 	cacheKey string
 	// verifiedCacheBytes sets inbound.verified_cache_bytes ("0" turns the cache off).
 	verifiedCacheBytes string
+	// credential replaces the client secret line under client: (for
+	// example "certificate: {file: ..., key_file: ...}").
+	credential string
+	// clientExtra, authorityExtra and inboundExtra are further lines under
+	// client:, authority: and inbound:, without the indentation.
+	clientExtra, authorityExtra, inboundExtra []string
+	// env holds further environment variables the configuration sees;
+	// ${ECHO_URL} is always the echo API's base URL.
+	env map[string]string
+	// authorityOf, when set, chooses authority.url from the identity
+	// provider (for example its organizations authority).
+	authorityOf func(*localidp.Server) string
 }
 
 func start(t *testing.T, o options) *env {
@@ -126,9 +138,18 @@ func start(t *testing.T, o options) *env {
 		}
 		credential = "secret_file: " + path
 	}
+	if o.credential != "" {
+		credential = o.credential
+	}
+	for _, l := range o.clientExtra {
+		credential += "\n  " + l
+	}
 	authority := idp.Authority()
 	if o.authorityURL != "" {
 		authority = o.authorityURL
+	}
+	if o.authorityOf != nil {
+		authority = o.authorityOf(idp)
 	}
 	if o.cae {
 		credential += "\n  capabilities: [cp1]"
@@ -137,11 +158,17 @@ func start(t *testing.T, o options) *env {
 	if o.tokenEndpoint != "" {
 		tokenEndpoint = "\n  token_endpoint: " + o.tokenEndpoint
 	}
+	for _, l := range o.authorityExtra {
+		tokenEndpoint += "\n  " + l
+	}
 	if o.cacheKey == "" {
 		o.cacheKey = "user"
 	}
 	if o.verifiedCacheBytes == "" {
 		o.verifiedCacheBytes = "16MiB"
+	}
+	for _, l := range o.inboundExtra {
+		o.verifiedCacheBytes += "\n  " + l
 	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -180,7 +207,11 @@ routes:
 		if k == "E2E_SECRET" {
 			return o.secret, true
 		}
-		return "", false
+		if k == "ECHO_URL" {
+			return e.echoURL, true
+		}
+		v, ok := o.env[k]
+		return v, ok
 	})
 	if err != nil {
 		t.Fatalf("config: %v", err)

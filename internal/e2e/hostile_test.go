@@ -141,4 +141,3 @@ func TestHostileTokens(t *testing.T) {
 		t.Errorf("aud array containing the API: %d %s", a.status, a.body)
 	}
 }
-

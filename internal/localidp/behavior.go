@@ -132,7 +132,8 @@ func (s *Server) SetHang(on bool) { s.hang.Store(on) }
 
 // IssuedToken records one token issued by the token endpoint.
 type IssuedToken struct {
-	// Grant is the grant type: GrantOnBehalfOf or GrantClientCredentials.
+	// Grant is the grant type: GrantOnBehalfOf, GrantClientCredentials or
+	// GrantTokenExchange.
 	Grant string
 	// ObjectID is the oid claim of the issued token: the user's object ID
 	// for On-Behalf-Of, the service principal ID for client credentials.
@@ -146,6 +147,17 @@ type IssuedToken struct {
 	Token string
 	// ExpiresAt is the exp claim of the token.
 	ExpiresAt time.Time
+	// TenantID is the tenant whose token endpoint issued the token.
+	TenantID string
+	// TokenType is the type of the issued token: an access token
+	// ("urn:ietf:params:oauth:token-type:access_token") or TokenTypeSAML2.
+	TokenType string
+	// ClientAuth says how the client authenticated: "client_secret",
+	// "certificate <x5t#S256 of the certificate>" or
+	// "federated <issuer> <subject>".
+	ClientAuth string
+	// Audience is the audience parameter of a token exchange request.
+	Audience string
 }
 
 // TokenRequests returns the number of POST requests the token endpoint has
@@ -156,14 +168,18 @@ func (s *Server) TokenRequests() int64 { return s.tokenRequests.Load() }
 // On-Behalf-Of grant type, whatever their outcome.
 func (s *Server) OnBehalfOfRequests() int64 { return s.onBehalfOfRequests.Load() }
 
-// OnBehalfOfRequestsFor returns the number of On-Behalf-Of requests whose
-// assertion carried the object ID oid, whether the assertion was valid or
-// not.
+// OnBehalfOfRequestsFor returns the number of On-Behalf-Of and token
+// exchange requests whose assertion (subject token) carried the object ID
+// oid, whether it was valid or not.
 func (s *Server) OnBehalfOfRequestsFor(oid string) int64 {
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
 	return s.oboRequestsBy[oid]
 }
+
+// TokenExchangeRequests returns the number of token requests with the RFC
+// 8693 token exchange grant type, whatever their outcome.
+func (s *Server) TokenExchangeRequests() int64 { return s.tokenExchangeRequests.Load() }
 
 // ClientCredentialsRequests returns the number of token requests with the
 // client credentials grant type, whatever their outcome.

@@ -2,16 +2,34 @@
 // identity platform (Entra ID) v2 endpoints closely enough to exercise
 // obo-gateway end to end without a cloud account.
 //
-// A Server listens on a real loopback socket and serves, below
-// BaseURL()/{tenant}:
+// A Server listens on a real loopback socket (plain HTTP, or HTTPS with a
+// self-signed certificate when Options.TLS is set) and serves, below
+// BaseURL()/{tenant} for its home tenant, each of Options.GuestTenants and,
+// for discovery and keys only, "common" and "organizations":
 //
 //   - GET  v2.0/.well-known/openid-configuration: the discovery document
-//     (issuer, jwks_uri, token_endpoint, authorization_endpoint, ...);
-//   - GET  discovery/v2.0/keys: the JSON Web Key Set with the public halves
-//     of the RSA signing keys (kid, kty, n, e, alg RS256, use sig);
+//     (issuer, jwks_uri, token_endpoint, authorization_endpoint, ...); the
+//     multi-tenant names answer with the issuer template
+//     BaseURL()/{tenantid}/v2.0, like Entra;
+//   - GET  .well-known/openid-configuration: the v1 discovery document, whose
+//     issuer is that of v1 tokens, V1IssuerFor (BaseURL()/sts/{tid}/, the
+//     local https://sts.windows.net/{tid}/);
+//   - GET  discovery/v2.0/keys (and discovery/keys): the JSON Web Key Set
+//     with the public halves of the RSA signing keys (kid, kty, n, e, alg
+//     RS256, use sig);
 //   - POST oauth2/v2.0/token: the token endpoint, with the On-Behalf-Of grant
-//     (urn:ietf:params:oauth:grant-type:jwt-bearer) and the client
-//     credentials grant.
+//     (urn:ietf:params:oauth:grant-type:jwt-bearer, also for a SAML 2.0
+//     assertion with requested_token_type saml2), the client credentials
+//     grant and the RFC 8693 token exchange grant. A tenant's endpoint only
+//     exchanges tokens of that tenant; the multi-tenant names are refused.
+//
+// Clients authenticate with a client secret, with a certificate client
+// assertion (private_key_jwt: a JWT signed with the key of a registered
+// certificate named by x5t#S256 or x5t, checked for signature, aud = the
+// token endpoint, iss = sub = client id, lifetime at most ten minutes, jti;
+// replays refused with Options.RejectAssertionReplay), or with a federated
+// token (workload identity federation: IssueServiceAccountToken mints the
+// projected service account token a FederatedCredential trusts).
 //
 // Tokens are real RS256-signed JWTs whose claims follow Entra ID v2 access
 // tokens. Tests mint the user's token A with IssueToken (or sign arbitrary,

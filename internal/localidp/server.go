@@ -1,6 +1,8 @@
 package localidp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,8 @@ const (
 	// GrantClientCredentials is the grant type of the app-only client
 	// credentials flow.
 	GrantClientCredentials = "client_credentials"
+	// GrantTokenExchange is the grant type of an RFC 8693 token exchange.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 const (
@@ -68,6 +72,19 @@ type Options struct {
 	// secrets) and the errors of the HTTP server. The default discards
 	// everything.
 	Logger *slog.Logger
+	// GuestTenants are further tenants the server hosts, for multi-tenant
+	// applications: every registered client is available in each of them,
+	// and each has its own URLs, issuer and token endpoint. The same rules
+	// as for TenantID apply.
+	GuestTenants []string
+	// TLS makes the server serve HTTPS with a self-signed certificate for
+	// 127.0.0.1, ::1 and localhost; HTTPClient returns a client that trusts
+	// it. Libraries that insist on an https authority (MSAL) need it.
+	TLS bool
+	// RejectAssertionReplay makes the token endpoint refuse a client
+	// assertion whose jti it has already accepted. Entra accepts a signed
+	// assertion again until it expires, so this is off by default.
+	RejectAssertionReplay bool
 }
 
 // Client is a confidential client application registered with the Server.
@@ -83,12 +100,37 @@ type Client struct {
 	// exposes, for example "api://api-a". Assertions presented by this
 	// client may carry aud = ID or aud = IdentifierURI.
 	IdentifierURI string
+	// Certificates are the certificates registered as credentials of the
+	// client. A client assertion signed with the key of one of them (and
+	// naming it with x5t#S256 or x5t) authenticates the client.
+	Certificates []*x509.Certificate
+	// FederatedCredentials are the federated identity credentials of the
+	// client (workload identity federation): a token of a trusted issuer
+	// presented as the client assertion authenticates the client.
+	FederatedCredentials []FederatedCredential
+}
+
+// FederatedCredential trusts tokens of another identity provider (such as a
+// Kubernetes cluster's service account issuer) as client assertions.
+type FederatedCredential struct {
+	// Issuer is the iss the token must carry. Empty means the server's own
+	// ServiceAccountIssuer, whose tokens IssueServiceAccountToken mints.
+	Issuer string
+	// Subject is the sub the token must carry, such as
+	// "system:serviceaccount:<namespace>:<name>".
+	Subject string
+	// Audiences lists the accepted aud values. Empty means
+	// ["api://AzureADTokenExchange"], Entra's default.
+	Audiences []string
 }
 
 // Server is a running local identity provider. Create it with New and stop
 // it with Close. All methods are safe for concurrent use.
 type Server struct {
 	tenant        string
+	tenants       map[string]bool // every hosted tenant, lower-cased
+	tenantList    []string        // every hosted tenant, home first
+	rejectReplay  bool
 	clients       map[string]Client
 	firstClient   Client
 	tokenLifetime time.Duration
@@ -117,6 +159,12 @@ type Server struct {
 	tokenRequests             atomic.Int64
 	onBehalfOfRequests        atomic.Int64
 	clientCredentialsRequests atomic.Int64
+	tokenExchangeRequests     atomic.Int64
+
+	tlsCert *x509.Certificate // nil without Options.TLS
+
+	jtiMu sync.Mutex
+	jtis  map[string]time.Time // accepted client assertion ids, until they expire
 
 	recordMu      sync.Mutex
 	oboRequestsBy map[string]int64
@@ -138,12 +186,22 @@ func New(opts Options) (*Server, error) {
 		done:          make(chan struct{}),
 		userBehaviors: make(map[string]Behavior),
 		oboRequestsBy: make(map[string]int64),
+		tenants:       make(map[string]bool),
+		rejectReplay:  opts.RejectAssertionReplay,
+		jtis:          make(map[string]time.Time),
 	}
 	if s.tenant == "" {
 		s.tenant = DefaultTenantID
 	}
-	if strings.ContainsAny(s.tenant, "/{}% \t\r\n") {
-		return nil, fmt.Errorf("localidp: invalid tenant ID %q", s.tenant)
+	for _, t := range append([]string{s.tenant}, opts.GuestTenants...) {
+		if !validTenantID(t) {
+			return nil, fmt.Errorf("localidp: invalid tenant ID %q", t)
+		}
+		if s.tenants[strings.ToLower(t)] {
+			return nil, fmt.Errorf("localidp: duplicate tenant ID %q", t)
+		}
+		s.tenants[strings.ToLower(t)] = true
+		s.tenantList = append(s.tenantList, t)
 	}
 	if len(opts.Clients) == 0 {
 		return nil, errors.New("localidp: at least one client is required")
@@ -179,20 +237,39 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localidp: listen: %w", err)
 	}
-	s.baseURL = "http://" + dialableAddr(ln.Addr())
+	scheme := "http"
+	var tlsConfig *tls.Config
+	if opts.TLS {
+		cert, err := selfSignedCertificate()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.tlsCert = cert.Leaf
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	s.baseURL = scheme + "://" + dialableAddr(ln.Addr())
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+s.tenant+"/v2.0/.well-known/openid-configuration", s.handleDiscovery)
-	mux.HandleFunc("GET /"+s.tenant+"/discovery/v2.0/keys", s.handleJWKS)
-	mux.HandleFunc("/"+s.tenant+"/oauth2/v2.0/token", s.handleToken)
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleDiscovery)
+	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.handleV1Discovery)
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
+	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
+	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	go func() {
 		defer close(s.served)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.srv.Serve
+		if tlsConfig != nil {
+			serve = func(l net.Listener) error { return s.srv.ServeTLS(l, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("localidp: serve", "error", err)
 		}
 	}()
@@ -251,12 +328,20 @@ func (s *Server) TokenEndpoint() string {
 // TenantID returns the tenant ID of the server.
 func (s *Server) TenantID() string { return s.tenant }
 
-func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
-	base := s.baseURL + "/" + s.tenant
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.pathTenant(w, r, true)
+	if !ok {
+		return
+	}
+	base := s.baseURL + "/" + tenant
+	issuer := s.IssuerFor(tenant)
+	if isMultiTenant(tenant) {
+		issuer = s.baseURL + "/{tenantid}/v2.0"
+	}
 	doc := map[string]any{
-		"issuer":                                s.Issuer(),
-		"jwks_uri":                              s.JWKSURL(),
-		"token_endpoint":                        s.TokenEndpoint(),
+		"issuer":                                issuer,
+		"jwks_uri":                              base + "/discovery/v2.0/keys",
+		"token_endpoint":                        base + "/oauth2/v2.0/token",
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 		"device_authorization_endpoint":         base + "/oauth2/v2.0/devicecode",
 		"end_session_endpoint":                  base + "/oauth2/v2.0/logout",
@@ -266,6 +351,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"subject_types_supported":               []string{"pairwise"},
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
+		"grant_types_supported":                 []string{GrantOnBehalfOf, GrantClientCredentials, GrantTokenExchange},
 		"claims_supported": []string{
 			"sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name",
 			"msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username",
@@ -278,7 +364,45 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, doc)
 }
 
-func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+// handleV1Discovery serves the discovery document of the v1 endpoints,
+// whose issuer is the one of v1 access tokens (V1IssuerFor).
+func (s *Server) handleV1Discovery(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.pathTenant(w, r, true)
+	if !ok {
+		return
+	}
+	base := s.baseURL + "/" + tenant
+	issuer := s.V1IssuerFor(tenant)
+	if isMultiTenant(tenant) {
+		issuer = s.baseURL + "/sts/{tenantid}/"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                issuer,
+		"jwks_uri":                              base + "/discovery/keys",
+		"token_endpoint":                        base + "/oauth2/token",
+		"authorization_endpoint":                base + "/oauth2/authorize",
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"cloud_instance_name":                   "microsoftonline.com",
+	})
+}
+
+// pathTenant returns the tenant of the request's URL when the server hosts
+// it (or, when multi is set, when it is "common" or "organizations"), and
+// otherwise answers like Entra does for an unknown tenant.
+func (s *Server) pathTenant(w http.ResponseWriter, r *http.Request, multi bool) (string, bool) {
+	tenant := r.PathValue("tenant")
+	if s.tenants[strings.ToLower(tenant)] || (multi && isMultiTenant(tenant)) {
+		return tenant, true
+	}
+	s.writeError(w, r, badRequest("invalid_tenant", 90002,
+		"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+	return "", false
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.pathTenant(w, r, true); !ok {
+		return
+	}
 	body, err := s.jwksJSON()
 	if err != nil {
 		s.logger.Error("localidp: marshal JWKS", "error", err)

@@ -16,6 +16,11 @@ import (
 const (
 	clientAssertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+	// TokenTypeJWT is the RFC 8693 type of a JWT.
+	TokenTypeJWT = "urn:ietf:params:oauth:token-type:jwt"
+	// TokenTypeSAML2 is the requested_token_type that asks for a SAML 2.0
+	// assertion instead of an access token.
+	TokenTypeSAML2 = "urn:ietf:params:oauth:token-type:saml2"
 )
 
 // oidcScopes are the OpenID Connect scopes MSAL adds to every request. They
@@ -24,12 +29,14 @@ var oidcScopes = map[string]bool{"openid": true, "profile": true, "email": true,
 
 // tokenResponse is the JSON body of a successful token answer.
 type tokenResponse struct {
-	TokenType    string `json:"token_type"`
-	Scope        string `json:"scope"`
-	ExpiresIn    int64  `json:"expires_in"`
-	ExtExpiresIn int64  `json:"ext_expires_in"`
-	RefreshIn    int64  `json:"refresh_in,omitempty"`
-	AccessToken  string `json:"access_token"`
+	TokenType       string `json:"token_type"`
+	Scope           string `json:"scope"`
+	ExpiresIn       int64  `json:"expires_in"`
+	ExtExpiresIn    int64  `json:"ext_expires_in"`
+	RefreshIn       int64  `json:"refresh_in,omitempty"`
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	ClientInfo      string `json:"client_info,omitempty"`
 }
 
 // tokenOutcome carries what a grant handler produced, for the answer and the
@@ -39,6 +46,17 @@ type tokenOutcome struct {
 	oid      string
 	resp     *tokenResponse
 	err      *oauthError
+}
+
+// tokenRequest is one token request being served.
+type tokenRequest struct {
+	r        *http.Request
+	form     url.Values
+	grant    string
+	tenant   string // the tenant of the URL, a hosted one
+	endpoint string // the URL the request was sent to, the aud of client assertions
+	client   Client
+	auth     string // how the client authenticated, for IssuedToken.ClientAuth
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -59,16 +77,24 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	tenant := r.PathValue("tenant")
 	var out tokenOutcome
 	switch {
+	case isMultiTenant(tenant):
+		out.err = badRequest("invalid_request", 90133,
+			"The tenant-independent endpoint '%s' cannot be used for this request: send it to the token endpoint of the tenant, %s.",
+			tenant, s.TokenEndpointFor("<tenant>"))
+	case !s.tenants[strings.ToLower(tenant)]:
+		out.err = badRequest("invalid_tenant", 90002,
+			"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant)
 	case formErr != nil:
 		out.err = formErr
 	case grant == "":
 		out.err = missingParameter("grant_type")
-	case grant != GrantOnBehalfOf && grant != GrantClientCredentials:
+	case grant != GrantOnBehalfOf && grant != GrantClientCredentials && grant != GrantTokenExchange:
 		out.err = badRequest("unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", grant)
 	default:
-		out = s.grant(r, form, grant)
+		out = s.grant(&tokenRequest{r: r, form: form, grant: grant, tenant: tenant, endpoint: s.baseURL + r.URL.Path})
 	}
 
 	attrs := []any{"grant", grant, "client_id", out.clientID, "oid", out.oid}
@@ -110,6 +136,11 @@ func (s *Server) recordRequest(form url.Values, grant string) {
 		}
 	case GrantClientCredentials:
 		s.clientCredentialsRequests.Add(1)
+	case GrantTokenExchange:
+		s.tokenExchangeRequests.Add(1)
+		if claims, ok := peekClaims(form.Get("subject_token")); ok {
+			oid, _ = claims["oid"].(string)
+		}
 	}
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
@@ -146,19 +177,23 @@ func (s *Server) wait(ctx context.Context) bool {
 }
 
 // grant authenticates the client and runs the grant.
-func (s *Server) grant(r *http.Request, form url.Values, grant string) tokenOutcome {
-	cred, err := readClientCredential(r, form)
+func (s *Server) grant(tr *tokenRequest) tokenOutcome {
+	cred, err := readClientCredential(tr.r, tr.form)
 	if err != nil {
 		return tokenOutcome{err: err}
 	}
-	client, err := s.authenticateClient(cred)
+	client, auth, err := s.authenticateClient(cred, tr.endpoint)
 	if err != nil {
 		return tokenOutcome{clientID: cred.clientID, err: err}
 	}
-	if grant == GrantOnBehalfOf {
-		return s.onBehalfOf(client, form)
+	tr.client, tr.auth = client, auth
+	switch tr.grant {
+	case GrantOnBehalfOf:
+		return s.onBehalfOf(tr)
+	case GrantTokenExchange:
+		return s.tokenExchange(tr)
 	}
-	return s.clientCredentials(client, form)
+	return s.clientCredentials(tr)
 }
 
 // clientCredential is the credential a client presented, in whatever form.
@@ -204,48 +239,40 @@ func readClientCredential(r *http.Request, form url.Values) (clientCredential, *
 }
 
 // authenticateClient checks a presented credential against the registered
-// clients. It is the single place client authentication is decided; client
-// assertions (certificates, workload identity federation) plug in at
-// verifyClientAssertion.
-func (s *Server) authenticateClient(cred clientCredential) (Client, *oauthError) {
+// clients and says how the client authenticated ("client_secret",
+// "certificate <x5t#S256>" or "federated <issuer> <subject>"). It is the
+// single place client authentication is decided. endpoint is the token
+// endpoint the request was sent to, the required aud of a client
+// assertion.
+func (s *Server) authenticateClient(cred clientCredential, endpoint string) (Client, string, *oauthError) {
 	client, ok := s.clients[cred.clientID]
 	if !ok {
-		return Client{}, invalidClient(700016,
+		return Client{}, "", invalidClient(700016,
 			"Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
 			cred.clientID, s.tenant)
 	}
 	switch {
 	case cred.assertion != "" || cred.assertionType != "":
-		return client, s.verifyClientAssertion(client, cred)
+		auth, err := s.verifyClientAssertion(client, cred, endpoint)
+		return client, auth, err
 	case cred.hasSecret:
 		if client.Secret == "" || subtle.ConstantTimeCompare([]byte(cred.secret), []byte(client.Secret)) != 1 {
-			return client, invalidClient(7000215,
+			return client, "", invalidClient(7000215,
 				"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.",
 				client.ID)
 		}
-		return client, nil
+		return client, "client_secret", nil
 	default:
-		return client, invalidClient(7000218,
+		return client, "", invalidClient(7000218,
 			"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 	}
 }
 
-// verifyClientAssertion checks a client assertion (a JWT signed with the
-// client's certificate key or a federated token). It is not supported yet:
-// every assertion is refused as invalid_client.
-func (s *Server) verifyClientAssertion(client Client, cred clientCredential) *oauthError {
-	if cred.assertionType != clientAssertionTypeJWT {
-		return badRequest("invalid_request", 9002313,
-			"Invalid request. Request is malformed or invalid. [Reason - client_assertion_type must be '%s'.]", clientAssertionTypeJWT)
-	}
-	return invalidClient(700027,
-		"Client assertion failed signature validation. [Reason - client assertions are not supported by this local identity provider; app '%s' must use a client secret.]",
-		client.ID)
-}
-
 // onBehalfOf runs the On-Behalf-Of grant for an authenticated client.
-func (s *Server) onBehalfOf(client Client, form url.Values) tokenOutcome {
+func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
+	client, form := tr.client, tr.form
 	out := tokenOutcome{clientID: client.ID}
+	requestedType := form.Get("requested_token_type")
 	assertion := form.Get("assertion")
 	rawScope := form.Get("scope")
 	switch use := form.Get("requested_token_use"); {
@@ -256,10 +283,10 @@ func (s *Server) onBehalfOf(client Client, form url.Values) tokenOutcome {
 	case use != "on_behalf_of":
 		out.err = badRequest("invalid_request", 9002313,
 			"Invalid request. Request is malformed or invalid. [Reason - requested_token_use must be 'on_behalf_of', not '%s'.]", use)
-	case form.Get("requested_token_type") != "" && form.Get("requested_token_type") != tokenTypeAccessToken:
+	case requestedType != "" && requestedType != tokenTypeAccessToken && requestedType != TokenTypeSAML2:
 		out.err = badRequest("invalid_request", 9002313,
 			"Invalid request. Request is malformed or invalid. [Reason - requested_token_type '%s' is not supported by this local identity provider.]",
-			form.Get("requested_token_type"))
+			requestedType)
 	case strings.TrimSpace(rawScope) == "":
 		out.err = missingParameter("scope")
 	}
@@ -267,7 +294,7 @@ func (s *Server) onBehalfOf(client Client, form url.Values) tokenOutcome {
 		return out
 	}
 
-	user, err := s.validateAssertion(assertion, client)
+	user, err := s.validateAssertion(assertion, client, tr.tenant)
 	if err != nil {
 		out.err = err
 		return out
@@ -281,15 +308,16 @@ func (s *Server) onBehalfOf(client Client, form url.Values) tokenOutcome {
 	if out.err = behaviorError(s.behaviorFor(out.oid), client, scopes.resource); out.err != nil {
 		return out
 	}
+	if requestedType == TokenTypeSAML2 {
+		out.resp, out.err = s.issueSAML(tr, user, scopes)
+		return out
+	}
 
 	now := time.Now()
 	exp := now.Add(s.tokenLifetime)
-	tid, _ := user["tid"].(string)
-	if tid == "" {
-		tid = s.tenant
-	}
+	tid := tr.tenant
 	claims := map[string]any{
-		"iss":    s.Issuer(),
+		"iss":    s.IssuerFor(tid),
 		"aud":    scopes.resource,
 		"iat":    now.Unix(),
 		"nbf":    now.Unix(),
@@ -309,13 +337,17 @@ func (s *Server) onBehalfOf(client Client, form url.Values) tokenOutcome {
 			claims[name] = v
 		}
 	}
-	out.resp, out.err = s.issue(GrantOnBehalfOf, client, out.oid, scopes.requested, claims, exp)
+	out.resp, out.err = s.issue(tr, out.oid, scopes.requested, claims, exp)
+	if out.resp != nil && form.Get("client_info") == "1" {
+		out.resp.ClientInfo = clientInfo(out.oid, tid)
+	}
 	return out
 }
 
 // clientCredentials runs the client credentials grant for an authenticated
 // client.
-func (s *Server) clientCredentials(client Client, form url.Values) tokenOutcome {
+func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
+	client, form := tr.client, tr.form
 	out := tokenOutcome{clientID: client.ID}
 	rawScope := form.Get("scope")
 	fields := strings.Fields(rawScope)
@@ -323,21 +355,29 @@ func (s *Server) clientCredentials(client Client, form url.Values) tokenOutcome 
 		out.err = missingParameter("scope")
 		return out
 	}
+	// MSAL adds the OpenID Connect scopes to every request; like Entra,
+	// accept and ignore them next to the one <resource>/.default scope.
+	resourceScopes := 0
+	for _, f := range fields {
+		if !oidcScopes[f] {
+			resourceScopes++
+		}
+	}
 	scopes, err := parseScopes(rawScope)
-	if err != nil || len(fields) != 1 || !scopes.isDefault {
+	if err != nil || resourceScopes != 1 || !scopes.isDefault {
 		out.err = badRequest("invalid_scope", 1002012,
 			"The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
 			rawScope)
 		return out
 	}
-	out.oid = s.servicePrincipalID(client)
+	out.oid = s.servicePrincipalIDIn(tr.tenant, client)
 	if out.err = behaviorError(s.behaviorFor(""), client, scopes.resource); out.err != nil {
 		return out
 	}
 	now := time.Now()
 	exp := now.Add(s.tokenLifetime)
 	claims := map[string]any{
-		"iss":    s.Issuer(),
+		"iss":    s.IssuerFor(tr.tenant),
 		"aud":    scopes.resource,
 		"iat":    now.Unix(),
 		"nbf":    now.Unix(),
@@ -347,33 +387,45 @@ func (s *Server) clientCredentials(client Client, form url.Values) tokenOutcome 
 		"idtyp":  "app",
 		"oid":    out.oid,
 		"sub":    out.oid,
-		"tid":    s.tenant,
+		"tid":    tr.tenant,
 		"roles":  []string{"Default.Access"},
 		"uti":    randomUTI(),
 		"ver":    "2.0",
 		"rh":     "0.localidp.",
 	}
-	out.resp, out.err = s.issue(GrantClientCredentials, client, out.oid, scopes.requested, claims, exp)
+	out.resp, out.err = s.issue(tr, out.oid, scopes.requested, claims, exp)
 	return out
 }
 
 // servicePrincipalID returns the stable object ID of a client's service
-// principal, the oid and sub of its app-only tokens.
+// principal in the home tenant, the oid and sub of its app-only tokens.
 func (s *Server) servicePrincipalID(client Client) string {
-	return stableGUID("service-principal", s.tenant, client.ID)
+	return s.servicePrincipalIDIn(s.tenant, client)
+}
+
+// servicePrincipalIDIn returns the object ID of a client's service
+// principal in tenant.
+func (s *Server) servicePrincipalIDIn(tenant string, client Client) string {
+	return stableGUID("service-principal", tenant, client.ID)
 }
 
 // issue signs claims, records the token and builds the answer.
-func (s *Server) issue(grant string, client Client, oid string, requested []string, claims map[string]any, exp time.Time) (*tokenResponse, *oauthError) {
+func (s *Server) issue(tr *tokenRequest, oid string, requested []string, claims map[string]any, exp time.Time) (*tokenResponse, *oauthError) {
 	token, err := s.SignClaims(claims)
 	if err != nil {
 		s.logger.Error("localidp: sign token", "error", err)
 		return nil, &oauthError{status: http.StatusInternalServerError, code: "server_error", aadsts: 90033, message: "A transient error has occurred. Please try again."}
 	}
+	return s.record(tr, oid, requested, token, tokenTypeAccessToken, exp), nil
+}
+
+// record remembers an issued token and builds the answer.
+func (s *Server) record(tr *tokenRequest, oid string, requested []string, token, tokenType string, exp time.Time) *tokenResponse {
 	scope := strings.Join(requested, " ")
 	s.recordMu.Lock()
 	s.issued = append(s.issued, IssuedToken{
-		Grant: grant, ObjectID: oid, ClientID: client.ID, Scope: scope, Token: token, ExpiresAt: time.Unix(exp.Unix(), 0),
+		Grant: tr.grant, ObjectID: oid, ClientID: tr.client.ID, Scope: scope, Token: token, ExpiresAt: time.Unix(exp.Unix(), 0),
+		TenantID: tr.tenant, TokenType: tokenType, ClientAuth: tr.auth, Audience: tr.form.Get("audience"),
 	})
 	s.recordMu.Unlock()
 	lifetime := int64(s.tokenLifetime / time.Second)
@@ -387,12 +439,17 @@ func (s *Server) issue(grant string, client Client, oid string, requested []stri
 	if s.refreshIn > 0 {
 		resp.RefreshIn = ceilSeconds(s.refreshIn)
 	}
-	return resp, nil
+	if tokenType != tokenTypeAccessToken || tr.grant == GrantTokenExchange {
+		resp.IssuedTokenType = tokenType
+	}
+	return resp
 }
 
 // validateAssertion checks token A presented by client in an On-Behalf-Of
-// request and returns its claims.
-func (s *Server) validateAssertion(assertion string, client Client) (map[string]any, *oauthError) {
+// or token exchange request sent to tenant's token endpoint and returns its
+// claims. v1 tokens (iss V1IssuerFor) are accepted like v2 tokens; the
+// token's tenant must be the tenant of the endpoint.
+func (s *Server) validateAssertion(assertion string, client Client, tenant string) (map[string]any, *oauthError) {
 	claims, err := s.verifySignature(assertion)
 	switch {
 	case errors.Is(err, errMalformed):
@@ -401,8 +458,12 @@ func (s *Server) validateAssertion(assertion string, client Client) (map[string]
 		return nil, invalidGrant("Assertion failed signature validation. [Reason - %s.]", err)
 	}
 
-	if iss, _ := claims["iss"].(string); iss != s.Issuer() {
-		return nil, invalidGrant("Assertion is not valid: the issuer '%s' is not the issuer of this tenant, '%s'.", iss, s.Issuer())
+	if iss, _ := claims["iss"].(string); iss != s.IssuerFor(tenant) && iss != s.V1IssuerFor(tenant) {
+		return nil, invalidGrant("Assertion is not valid: the issuer '%s' is not an issuer of tenant '%s' ('%s' or '%s'). A token of another tenant must be sent to the token endpoint of its own tenant.",
+			iss, tenant, s.IssuerFor(tenant), s.V1IssuerFor(tenant))
+	}
+	if tid, _ := claims["tid"].(string); tid != "" && !strings.EqualFold(tid, tenant) {
+		return nil, invalidGrant("Assertion is not valid: its tenant '%s' is not the tenant of this endpoint, '%s'.", tid, tenant)
 	}
 
 	now := time.Now()

@@ -39,8 +39,16 @@ type UserToken struct {
 	// AuthorizedParty is the azp claim, the client application that
 	// requested the token. The default is DefaultClientAppID.
 	AuthorizedParty string
-	// Issuer is the iss claim. The default is the server's Issuer().
+	// Issuer is the iss claim. The default is IssuerFor(TenantID), or
+	// V1IssuerFor(TenantID) for a v1 token.
 	Issuer string
+	// Version is "2.0" (the default) or "1.0". A v1 token has the v1
+	// issuer, ver "1.0", appid and appidacr instead of azp and azpacr,
+	// and upn and unique_name when UPN is set.
+	Version string
+	// UPN is the user's sign-in name: upn and unique_name of a v1 token,
+	// preferred_username of a v2 token. Omitted when empty.
+	UPN string
 	// IssuedAt is the iat claim. The default is now.
 	IssuedAt time.Time
 	// NotBefore is the nbf claim. The default is IssuedAt.
@@ -55,7 +63,9 @@ type UserToken struct {
 
 // IssueToken mints a token A shaped like an Entra ID v2 access token (iss,
 // aud, sub, oid, tid, scp or roles, azp, azpacr, ver "2.0", iat, nbf, exp,
-// uti, jti) and signs it with the current signing key.
+// uti, jti), or like a v1 token when Version is "1.0", and signs it with the
+// current signing key. A TenantID of a guest tenant gets that tenant's
+// issuer.
 func (s *Server) IssueToken(t UserToken) (string, error) {
 	if t.ObjectID == "" && !t.AppOnly {
 		return "", errors.New("localidp: UserToken.ObjectID is required for user tokens")
@@ -84,9 +94,16 @@ func (s *Server) IssueToken(t UserToken) (string, error) {
 	if azp == "" {
 		azp = DefaultClientAppID
 	}
+	v1 := t.Version == "1.0"
+	if t.Version != "" && t.Version != "1.0" && t.Version != "2.0" {
+		return "", fmt.Errorf("localidp: UserToken.Version %q is not 1.0 or 2.0", t.Version)
+	}
 	iss := t.Issuer
 	if iss == "" {
-		iss = s.Issuer()
+		iss = s.IssuerFor(tid)
+		if v1 {
+			iss = s.V1IssuerFor(tid)
+		}
 	}
 	uti := randomUTI()
 	claims := map[string]any{
@@ -102,6 +119,16 @@ func (s *Server) IssueToken(t UserToken) (string, error) {
 		"uti":    uti,
 		"jti":    uti,
 		"rh":     "0.localidp.",
+	}
+	if v1 {
+		delete(claims, "azp")
+		delete(claims, "azpacr")
+		claims["appid"], claims["appidacr"], claims["ver"] = azp, "0", "1.0"
+		if t.UPN != "" && !t.AppOnly {
+			claims["upn"], claims["unique_name"] = t.UPN, t.UPN
+		}
+	} else if t.UPN != "" && !t.AppOnly {
+		claims["preferred_username"] = t.UPN
 	}
 	if t.AppOnly {
 		oid := t.ObjectID

@@ -1,0 +1,318 @@
+package obo
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// ClientAssertionType is the client_assertion_type of a JWT client
+// assertion (RFC 7523), for certificates and federated tokens alike.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// AssertionLifetime is the lifetime of the client assertions the
+// certificate credential signs: exp = nbf + AssertionLifetime.
+const AssertionLifetime = 10 * time.Minute
+
+// assertionReuseMargin is how long before its expiry a signed assertion
+// stops being reused and a new one is signed.
+const assertionReuseMargin = 2 * time.Minute
+
+// maxCachedAssertions bounds the signed assertions kept for reuse (one per
+// token endpoint, so one per tenant for a multi-tenant application).
+const maxCachedAssertions = 256
+
+// CredentialError reports that the gateway could not produce its own
+// client credential: a missing or empty secret, certificate or federated
+// token file, an unusable certificate. The request was not sent. Its
+// message names the credential and the file but never contains the secret.
+type CredentialError struct {
+	// Credential names the kind: "secret_file", "certificate" or
+	// "assertion_file".
+	Credential string
+	// Err says what is wrong.
+	Err error
+}
+
+// Error returns "obo: client credential (<kind>): <what is wrong>".
+func (e *CredentialError) Error() string {
+	return "obo: client credential (" + e.Credential + "): " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+// CertificateConfig configures a Certificate credential.
+type CertificateConfig struct {
+	// CertFile is the PEM file with the certificate and, optionally, its
+	// chain. Required.
+	CertFile string
+	// KeyFile is the PEM file with the private key; empty means the key is
+	// in CertFile.
+	KeyFile string
+	// SendX5C adds the certificate chain as the x5c header of each
+	// assertion, for subject name and issuer authentication.
+	SendX5C bool
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// OnReload, when set, is called after the files changed and were read
+	// again, with the thumbprint of the certificate now in use and the
+	// error that prevented the reload, if any (the previous certificate
+	// stays in use then). It is called once per change of the files.
+	OnReload func(thumbprint string, err error)
+}
+
+// Certificate is the certificate credential (private_key_jwt): each token
+// request carries a client_assertion JWT signed with the certificate's key,
+// with header alg (PS256 for RSA keys, ES256/ES384/ES512 for EC keys), typ
+// "JWT", x5t#S256 and, when configured, x5c; and claims aud = the token
+// endpoint, iss = sub = the client id, a unique jti, nbf = now and exp =
+// now + AssertionLifetime.
+//
+// A signed assertion is reused for the same token endpoint until two
+// minutes before it expires, which saves signing on every exchange. The
+// certificate and key files are checked for changes on every request and
+// read again when they change, so a rotated certificate (a renewed
+// Kubernetes Secret) is used without a restart. Certificate is safe for
+// concurrent use.
+type Certificate struct {
+	cfg CertificateConfig
+
+	mu         sync.Mutex
+	ck         *CertificateKey
+	header     string // encoded JOSE header of the current certificate
+	stamps     [2]fileStamp
+	failed     [2]fileStamp // stamps of the last failed reload, reported once
+	assertions map[string]signedAssertion
+}
+
+type signedAssertion struct {
+	jwt     string
+	expires time.Time
+}
+
+// NewCertificate loads the certificate and key and returns the credential.
+// It fails when the files cannot be read or do not hold a usable pair.
+func NewCertificate(cfg CertificateConfig) (*Certificate, error) {
+	if cfg.CertFile == "" {
+		return nil, &CredentialError{Credential: "certificate", Err: fmt.Errorf("no certificate file configured")}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Certificate{cfg: cfg, assertions: make(map[string]signedAssertion)}
+	stamps, err := c.stat()
+	if err != nil {
+		return nil, &CredentialError{Credential: "certificate", Err: err}
+	}
+	if err := c.load(stamps); err != nil {
+		return nil, &CredentialError{Credential: "certificate", Err: err}
+	}
+	return c, nil
+}
+
+func (c *Certificate) stat() ([2]fileStamp, error) {
+	var s [2]fileStamp
+	var err error
+	if s[0], err = stampOf(c.cfg.CertFile); err != nil {
+		return s, err
+	}
+	if c.cfg.KeyFile != "" {
+		if s[1], err = stampOf(c.cfg.KeyFile); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// load reads and installs the files; the caller holds mu or owns c.
+func (c *Certificate) load(stamps [2]fileStamp) error {
+	ck, err := LoadCertificateKey(c.cfg.CertFile, c.cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	h := map[string]any{"alg": ck.Algorithm, "typ": "JWT", "x5t#S256": ck.Thumbprint()}
+	if c.cfg.SendX5C {
+		x5c := make([]string, len(ck.Chain))
+		for i, cert := range ck.Chain {
+			x5c[i] = base64.StdEncoding.EncodeToString(cert.Raw)
+		}
+		h["x5c"] = x5c
+	}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encode assertion header: %w", err)
+	}
+	c.ck, c.header, c.stamps = ck, base64.RawURLEncoding.EncodeToString(hb), stamps
+	clear(c.assertions)
+	return nil
+}
+
+// reloadIfChanged reads the files again when their stamps changed. A failed
+// reload keeps the previous certificate and is reported to OnReload once.
+func (c *Certificate) reloadIfChanged() {
+	stamps, err := c.stat()
+	if err == nil && stamps == c.stamps {
+		return
+	}
+	if err == nil && stamps == c.failed {
+		return // already reported; wait for the next change
+	}
+	if err == nil {
+		err = c.load(stamps)
+	}
+	if err != nil {
+		c.failed = stamps
+	}
+	if c.cfg.OnReload != nil {
+		c.cfg.OnReload(c.ck.Thumbprint(), err)
+	}
+}
+
+// Thumbprint returns the x5t#S256 of the certificate in use.
+func (c *Certificate) Thumbprint() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ck.Thumbprint()
+}
+
+// NotAfter returns the expiry of the certificate in use.
+func (c *Certificate) NotAfter() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ck.Leaf().NotAfter
+}
+
+// Apply sets client_assertion_type and a client_assertion for tokenEndpoint,
+// with the client id the form carries (client_id) as iss and sub.
+func (c *Certificate) Apply(_ context.Context, tokenEndpoint string, form url.Values) error {
+	jwt, err := c.Assertion(form.Get("client_id"), tokenEndpoint)
+	if err != nil {
+		return err
+	}
+	form.Set("client_assertion_type", ClientAssertionType)
+	form.Set("client_assertion", jwt)
+	return nil
+}
+
+// Assertion returns a client assertion of clientID for the token endpoint
+// audience, reusing a previously signed one while it has more than two
+// minutes left, and reading the files again first if they changed.
+func (c *Certificate) Assertion(clientID, audience string) (string, error) {
+	if clientID == "" || audience == "" {
+		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("client id and token endpoint are required")}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reloadIfChanged()
+	now := c.cfg.Now()
+	if err := c.ck.CheckValidity(now); err != nil {
+		return "", &CredentialError{Credential: "certificate", Err: err}
+	}
+	key := clientID + "\x00" + audience
+	if a, ok := c.assertions[key]; ok && now.Before(a.expires.Add(-assertionReuseMargin)) {
+		return a.jwt, nil
+	}
+	exp := now.Add(AssertionLifetime)
+	claims := assertionClaims{
+		Aud: audience, Iss: clientID, Sub: clientID, JTI: newJTI(),
+		NBF: now.Unix(), Exp: exp.Unix(),
+	}
+	jwt, err := signJWT(c.ck.Key, c.ck.Algorithm, c.header, claims)
+	if err != nil {
+		return "", &CredentialError{Credential: "certificate", Err: err}
+	}
+	if len(c.assertions) >= maxCachedAssertions {
+		for k, a := range c.assertions {
+			if !now.Before(a.expires.Add(-assertionReuseMargin)) {
+				delete(c.assertions, k)
+			}
+		}
+		if len(c.assertions) >= maxCachedAssertions {
+			clear(c.assertions)
+		}
+	}
+	c.assertions[key] = signedAssertion{jwt: jwt, expires: time.Unix(exp.Unix(), 0)}
+	return jwt, nil
+}
+
+// assertionClaims are the claims of a client assertion, in the order
+// MSAL writes them.
+type assertionClaims struct {
+	Aud string `json:"aud"`
+	Exp int64  `json:"exp"`
+	Iss string `json:"iss"`
+	JTI string `json:"jti"`
+	NBF int64  `json:"nbf"`
+	Sub string `json:"sub"`
+}
+
+// String describes the credential without its key.
+func (c *Certificate) String() string { return "certificate " + c.Thumbprint() }
+
+// signJWT signs the compact JWS header64.claims with key using alg.
+func signJWT(key crypto.Signer, alg, header64 string, claims any) (string, error) {
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode assertion claims: %w", err)
+	}
+	input := header64 + "." + base64.RawURLEncoding.EncodeToString(cb)
+	var h hash.Hash
+	var ch crypto.Hash
+	switch alg {
+	case "PS256", "ES256", "RS256":
+		h, ch = sha256.New(), crypto.SHA256
+	case "ES384":
+		h, ch = sha512.New384(), crypto.SHA384
+	case "ES512":
+		h, ch = sha512.New(), crypto.SHA512
+	default:
+		return "", fmt.Errorf("unsupported assertion algorithm %s", alg)
+	}
+	h.Write([]byte(input))
+	digest := h.Sum(nil)
+	var sig []byte
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if alg == "RS256" {
+			sig, err = rsa.SignPKCS1v15(rand.Reader, k, ch, digest)
+		} else {
+			sig, err = rsa.SignPSS(rand.Reader, k, ch, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		}
+	case *ecdsa.PrivateKey:
+		r, s, serr := ecdsa.Sign(rand.Reader, k, digest)
+		if serr != nil {
+			return "", fmt.Errorf("sign assertion: %w", serr)
+		}
+		size := (k.Curve.Params().BitSize + 7) / 8
+		sig = make([]byte, 2*size)
+		r.FillBytes(sig[:size])
+		s.FillBytes(sig[size:])
+	default:
+		return "", fmt.Errorf("unsupported key type %T", key)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sign assertion: %w", err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// newJTI returns a random version 4 UUID, the unique id of an assertion.
+func newJTI() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
