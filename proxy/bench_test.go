@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/metrics"
+	"github.com/obo-gateway/obo-gateway/obo"
+)
+
+// fixedExchanger issues the same token B for every request (unit tests of
+// this package only).
+type fixedExchanger struct{}
+
+func (fixedExchanger) Token(context.Context, obo.Request) (*obo.Token, error) {
+	now := time.Now()
+	return &obo.Token{AccessToken: "token-b", TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
+}
+
+func benchHandler(b *testing.B, verified bool) (*Handler, string) {
+	b.Helper()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	b.Cleanup(upstream.Close)
+	s := newSigner(b, "k1")
+	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(b)}}
+	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tv TokenValidator = Uncached(v)
+	if verified {
+		vc, err := NewVerifiedCache(v, keys, 1<<20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(vc.Close)
+		tv = vc
+	}
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	h, err := New(Config{
+		Routes:    []RouteConfig{{Name: "api", PathPrefix: "/api", Upstream: upstream.URL + "/v1", Scopes: []string{"api://b/.default"}}},
+		Validator: tv, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("bench"),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h, s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+}
+
+// BenchmarkServeHTTPWarm is the gateway's hot path in-process: token A
+// verification remembered, token B cached, one proxied round trip to a
+// loopback upstream.
+func BenchmarkServeHTTPWarm(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		verified bool
+	}{{"verified-cache", true}, {"no-verified-cache", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, tok := benchHandler(b, tc.verified)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodGet, "/api/items/1?x=y", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkValidate compares a full validation with a remembered one.
+func BenchmarkValidate(b *testing.B) {
+	s := newSigner(b, "k1")
+	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(b)}}
+	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	if err != nil {
+		b.Fatal(err)
+	}
+	vc, err := NewVerifiedCache(v, keys, 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vc.Close()
+	tok := s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+	sum := sumToken(tok)
+	for name, tv := range map[string]TokenValidator{"full": Uncached(v), "remembered": vc} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tv.Validate(context.Background(), tok, sum); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseBearer is the Authorization header parsing.
+func BenchmarkParseBearer(b *testing.B) {
+	h := http.Header{"Authorization": {"Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bearerToken(h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
