@@ -42,6 +42,26 @@ type Config struct {
 	// RefreshRetry is the least time between two refresh-ahead attempts for
 	// one entry after a failure. Zero means DefaultRefreshRetry.
 	RefreshRetry time.Duration
+	// L2, when set, is a second level shared with other replicas: read on
+	// a miss before fetching, written after every fetch and refresh, and
+	// cleared by Delete. It must never fail a request (a failing L2
+	// reports misses).
+	L2 SecondLevel
+}
+
+// SecondLevel is a cache shared between replicas (rediscache.Store).
+type SecondLevel interface {
+	// Get returns the usable entry stored for key.
+	Get(ctx context.Context, key string) (*Entry, bool)
+	// Set stores e until its UsableUntil.
+	Set(ctx context.Context, e *Entry)
+	// Delete removes the entry of key.
+	Delete(ctx context.Context, key string)
+	// Lock asks to be the replica that fetches key. It reports false only
+	// when another replica is fetching it; release gives the lock up.
+	Lock(ctx context.Context, key string) (release func(), acquired bool)
+	// Wait waits, briefly, for another replica's fetch of key to appear.
+	Wait(ctx context.Context, key string) (*Entry, bool)
 }
 
 // Cache stores token B per key. It is safe for concurrent use.
@@ -148,7 +168,7 @@ func (c *Cache) Set(e *Entry) bool {
 	return ok
 }
 
-// Delete removes the entry stored under key.
+// Delete removes the entry stored under key, from the second level too.
 func (c *Cache) Delete(key string) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -157,6 +177,9 @@ func (c *Cache) Delete(key string) {
 	}
 	c.store.Del(key)
 	c.store.Wait()
+	if c.cfg.L2 != nil {
+		c.cfg.L2.Delete(c.ctx, key)
+	}
 }
 
 // Bytes returns the bytes charged against MaxBytes by the entries held.
@@ -185,6 +208,9 @@ const (
 	// Shared means this call waited for a fetch another call had started
 	// for the same key.
 	Shared
+	// Remote means the entry came from the second level (another replica
+	// fetched it).
+	Remote
 )
 
 // String returns "hit", "miss" or "shared".
@@ -196,6 +222,8 @@ func (r Result) String() string {
 		return "miss"
 	case Shared:
 		return "shared"
+	case Remote:
+		return "l2"
 	}
 	return "unknown"
 }
@@ -215,7 +243,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		}
 		return e, Hit, nil
 	}
-	ran := false
+	ran, remote := false, false
 	ch := c.group.DoChan(key, func() (any, error) {
 		ran = true
 		// Another flight may have stored the entry between our Get and
@@ -223,13 +251,12 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		if e, ok := c.Get(key); ok {
 			return e, nil
 		}
-		e, err := fetch(context.WithoutCancel(ctx))
+		detached := context.WithoutCancel(ctx)
+		e, fromL2, err := c.fetchThrough(detached, key, fetch)
 		if err != nil {
 			return nil, err
 		}
-		if e == nil || e.Key != key {
-			return nil, errors.New("cache: fetch returned an entry for another key")
-		}
+		remote = fromL2
 		c.Set(e)
 		return e, nil
 	})
@@ -238,7 +265,10 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		return nil, Miss, ctx.Err()
 	case r := <-ch:
 		res := Shared
-		if ran {
+		switch {
+		case ran && remote:
+			res = Remote
+		case ran:
 			res = Miss
 		}
 		if r.Err != nil {
@@ -246,6 +276,38 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		}
 		return r.Val.(*Entry), res, nil
 	}
+}
+
+// fetchThrough obtains the entry of key on a miss: from the second level
+// when another replica has it, otherwise by fetch, taking the second level's
+// lock so that replicas missing at once fetch once; a replica that finds the
+// lock taken waits briefly for the value, then fetches itself.
+func (c *Cache) fetchThrough(ctx context.Context, key string, fetch FetchFunc) (*Entry, bool, error) {
+	l2 := c.cfg.L2
+	if l2 != nil {
+		if e, ok := l2.Get(ctx, key); ok && e.Key == key && e.Usable(c.cfg.Now()) {
+			return e, true, nil
+		}
+		release, acquired := l2.Lock(ctx, key)
+		if !acquired {
+			if e, ok := l2.Wait(ctx, key); ok && e.Key == key && e.Usable(c.cfg.Now()) {
+				return e, true, nil
+			}
+		} else {
+			defer release()
+		}
+	}
+	e, err := fetch(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if e == nil || e.Key != key {
+		return nil, false, errors.New("cache: fetch returned an entry for another key")
+	}
+	if l2 != nil {
+		l2.Set(ctx, e)
+	}
+	return e, false, nil
 }
 
 // refreshAhead starts a background fetch that replaces old, unless one is
@@ -266,6 +328,19 @@ func (c *Cache) refreshAhead(old *Entry, fetch FetchFunc) {
 	go func() {
 		defer c.bg.Done()
 		defer c.refreshing.Delete(key)
+		if l2 := c.cfg.L2; l2 != nil {
+			// Another replica may have refreshed already, or be doing so.
+			if e, ok := l2.Get(c.ctx, key); ok && e.Key == key && e.IssuedAt.After(old.IssuedAt) {
+				c.Set(e)
+				return
+			}
+			release, acquired := l2.Lock(c.ctx, key)
+			if !acquired {
+				old.nextRefresh.Store(c.cfg.Now().Add(time.Second).UnixNano())
+				return
+			}
+			defer release()
+		}
 		e, err := fetch(c.ctx)
 		if err == nil && (e == nil || e.Key != key) {
 			err = errors.New("cache: refresh returned an entry for another key")
@@ -274,6 +349,9 @@ func (c *Cache) refreshAhead(old *Entry, fetch FetchFunc) {
 			old.nextRefresh.Store(c.cfg.Now().Add(c.cfg.RefreshRetry).UnixNano())
 		} else {
 			c.Set(e)
+			if c.cfg.L2 != nil {
+				c.cfg.L2.Set(c.ctx, e)
+			}
 		}
 		if c.cfg.OnRefresh != nil {
 			c.cfg.OnRefresh(key, err)

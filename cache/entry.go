@@ -70,3 +70,19 @@ const entryOverhead = 192
 func (e *Entry) cost() int64 {
 	return int64(len(e.Key) + len(e.Token) + len(e.TokenType) + entryOverhead)
 }
+
+// RestoreEntry rebuilds an entry with all its times given, as stored by a
+// second-level cache; unlike NewEntry it derives nothing.
+func RestoreEntry(key, token, tokenType string, issuedAt, expiresAt, usableUntil, refreshAt time.Time) *Entry {
+	e := &Entry{
+		Key:         key,
+		Token:       token,
+		TokenType:   tokenType,
+		IssuedAt:    issuedAt,
+		ExpiresAt:   expiresAt,
+		UsableUntil: usableUntil,
+		RefreshAt:   refreshAt,
+	}
+	e.nextRefresh.Store(refreshAt.UnixNano())
+	return e
+}

@@ -1,0 +1,277 @@
+package rediscache
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/redistest"
+)
+
+func newKey(t *testing.T) []byte {
+	k := make([]byte, KeySize)
+	_, _ = rand.Read(k)
+	return k
+}
+
+type counts struct {
+	mu     sync.Mutex
+	errors map[string]int
+	hits   atomic.Int32
+	misses atomic.Int32
+}
+
+func (c *counts) observer() Observer {
+	c.errors = map[string]int{}
+	return Observer{
+		Hit:  func() { c.hits.Add(1) },
+		Miss: func() { c.misses.Add(1) },
+		Error: func(kind string) {
+			c.mu.Lock()
+			c.errors[kind]++
+			c.mu.Unlock()
+		},
+	}
+}
+
+func (c *counts) errorsOf(kind string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.errors[kind]
+}
+
+func newStore(t *testing.T, srv *redistest.Server, keys [][]byte, cnt *counts) *Store {
+	t.Helper()
+	cfg := Config{URL: srv.URL(), Keys: keys, Timeout: 200 * time.Millisecond, Pause: 300 * time.Millisecond, LockWait: time.Second}
+	if cnt != nil {
+		cfg.Observer = cnt.observer()
+	}
+	st, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func entry(key, token string) *cache.Entry {
+	now := time.Now()
+	return cache.NewEntry(key, token, "Bearer", now, now.Add(time.Hour), 0)
+}
+
+func raw(t *testing.T, srv *redistest.Server) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+const userID = "00000000-0000-4000-8000-0000000a11ce"
+
+func TestRoundTripRevealsNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	st := newStore(t, srv, [][]byte{newKey(t)}, nil)
+	ctx := context.Background()
+	key := cache.UserKey("tenant-1", userID, nil, "api://b/read")
+	e := entry(key, "eyJ-secret-token-b")
+	st.Set(ctx, e)
+	got, ok := st.Get(ctx, key)
+	if !ok || got.Token != e.Token || got.TokenType != "Bearer" || !got.UsableUntil.Equal(e.UsableUntil) ||
+		!got.RefreshAt.Equal(e.RefreshAt) || !got.ExpiresAt.Equal(e.ExpiresAt) || got.Key != key {
+		t.Fatalf("round trip: %+v, %v", got, ok)
+	}
+	r := raw(t, srv)
+	keys, err := r.Keys(ctx, "*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys: %v %v", keys, err)
+	}
+	v, _ := r.Get(ctx, keys[0]).Bytes()
+	for _, secret := range []string{"eyJ-secret-token-b", userID, "tenant-1", "api://b/read"} {
+		if strings.Contains(keys[0], secret) || bytes.Contains(v, []byte(secret)) {
+			t.Errorf("Redis shows %q", secret)
+		}
+	}
+	if ttl := r.TTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > 56*time.Minute {
+		t.Errorf("TTL %v, want up to the entry's usable-until (55m)", ttl)
+	}
+}
+
+func TestTamperedOrMovedValuesDoNotOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	cnt := &counts{}
+	st := newStore(t, srv, [][]byte{newKey(t)}, cnt)
+	ctx := context.Background()
+	r := raw(t, srv)
+	alice, bob := cache.UserKey("t", "alice", nil, "s"), cache.UserKey("t", "bob", nil, "s")
+	st.Set(ctx, entry(alice, "token-of-alice"))
+	ra, rb := st.seal.redisKey(st.cfg.KeyPrefix, alice), st.seal.redisKey(st.cfg.KeyPrefix, bob)
+
+	// Alice's value copied under Bob's key must not open as Bob's.
+	v, _ := r.Get(ctx, ra).Bytes()
+	r.Set(ctx, rb, v, time.Hour)
+	if e, ok := st.Get(ctx, bob); ok {
+		t.Fatalf("Bob was served %q", e.Token)
+	}
+	if r.Exists(ctx, rb).Val() != 0 {
+		t.Error("the moved value was not deleted")
+	}
+	// A flipped bit.
+	v[len(v)-1] ^= 1
+	r.Set(ctx, ra, v, time.Hour)
+	if _, ok := st.Get(ctx, alice); ok {
+		t.Fatal("tampered value opened")
+	}
+	// Garbage.
+	r.Set(ctx, ra, "garbage", time.Hour)
+	if _, ok := st.Get(ctx, alice); ok {
+		t.Fatal("garbage opened")
+	}
+	if n := cnt.errorsOf("decode"); n != 3 {
+		t.Errorf("decode errors counted: %d, want 3", n)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	k1, k2 := newKey(t), newKey(t)
+	old := newStore(t, srv, [][]byte{k1}, nil)
+	key := cache.UserKey("t", "u", nil, "s")
+	old.Set(ctx, entry(key, "sealed-with-k1"))
+
+	// A rotated store (k2 newest) names keys with k2, so it writes anew;
+	// an entry it reads under its own naming that was sealed with k1
+	// opens because k1 is still listed.
+	rotated := newStore(t, srv, [][]byte{k2, k1}, nil)
+	v, _ := raw(t, srv).Get(ctx, old.seal.redisKey("obo-gateway:", key)).Bytes()
+	raw(t, srv).Set(ctx, rotated.seal.redisKey("obo-gateway:", key), v, time.Hour)
+	if e, ok := rotated.Get(ctx, key); !ok || e.Token != "sealed-with-k1" {
+		t.Fatalf("rotated store cannot open a value sealed with the older key: %v", ok)
+	}
+	rotated.Set(ctx, entry(key, "sealed-with-k2"))
+	onlyOld := newStore(t, srv, [][]byte{k1}, nil)
+	v2, _ := raw(t, srv).Get(ctx, rotated.seal.redisKey("obo-gateway:", key)).Bytes()
+	if _, err := onlyOld.seal.open(key, v2); err == nil {
+		t.Error("a value sealed with the newest key opened without it")
+	}
+	if e, err := rotated.seal.open(key, v2); err != nil || e.Token != "sealed-with-k2" {
+		t.Errorf("newest key does not seal: %v", err)
+	}
+}
+
+func TestLockAndWait(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a := newStore(t, srv, [][]byte{bytes.Repeat([]byte{7}, 32)}, nil)
+	b := newStore(t, srv, [][]byte{bytes.Repeat([]byte{7}, 32)}, nil)
+	key := cache.UserKey("t", "u", nil, "s")
+	release, ok := a.Lock(ctx, key)
+	if !ok {
+		t.Fatal("first lock not acquired")
+	}
+	if _, ok := b.Lock(ctx, key); ok {
+		t.Fatal("second replica acquired a held lock")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		a.Set(ctx, entry(key, "from-a"))
+		release()
+	}()
+	if e, ok := b.Wait(ctx, key); !ok || e.Token != "from-a" {
+		t.Fatalf("waiting replica got %v %v", e, ok)
+	}
+	if _, ok := b.Lock(ctx, key); !ok {
+		t.Error("lock not released")
+	}
+}
+
+func TestRedisDownNeverFails(t *testing.T) {
+	srv := redistest.Start(t)
+	cnt := &counts{}
+	st := newStore(t, srv, [][]byte{newKey(t)}, cnt)
+	ctx := context.Background()
+	key := cache.UserKey("t", "u", nil, "s")
+	st.Set(ctx, entry(key, "x"))
+	srv.Stop()
+	start := time.Now()
+	if _, ok := st.Get(ctx, key); ok {
+		t.Fatal("hit with Redis down")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Get with Redis down took %v", d)
+	}
+	if st.Healthy() || cnt.errorsOf("unavailable")+cnt.errorsOf("timeout") == 0 {
+		t.Error("failure not counted or not marked unhealthy")
+	}
+	// While paused, no calls: immediate misses, no new errors.
+	before := cnt.errorsOf("unavailable") + cnt.errorsOf("timeout")
+	if _, acquired := st.Lock(ctx, key); !acquired {
+		t.Error("a paused store must let the caller exchange")
+	}
+	st.Get(ctx, key)
+	if after := cnt.errorsOf("unavailable") + cnt.errorsOf("timeout"); after != before {
+		t.Error("the paused store still called Redis")
+	}
+	srv.Restart()
+	time.Sleep(400 * time.Millisecond) // the pause
+	st.Set(ctx, entry(key, "back"))
+	if e, ok := st.Get(ctx, key); !ok || e.Token != "back" {
+		t.Error("store did not recover with Redis")
+	}
+}
+
+// TestReplicasShareOneExchange runs two token caches (two replicas) over one
+// Redis: concurrent first requests spread over both cause one fetch; a
+// third, new replica finds the token in Redis.
+func TestReplicasShareOneExchange(t *testing.T) {
+	srv := redistest.Start(t)
+	k := newKey(t)
+	newReplica := func() *cache.Cache {
+		c, err := cache.New(cache.Config{MaxBytes: 1 << 20, L2: newStore(t, srv, [][]byte{k}, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	r1, r2 := newReplica(), newReplica()
+	key := cache.UserKey("t", "u", nil, "s")
+	var fetches atomic.Int32
+	fetch := func(ctx context.Context) (*cache.Entry, error) {
+		fetches.Add(1)
+		time.Sleep(150 * time.Millisecond)
+		return entry(key, "shared-token"), nil
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := r1
+			if i%2 == 1 {
+				r = r2
+			}
+			if e, _, err := r.Fetch(context.Background(), key, fetch); err != nil || e.Token != "shared-token" {
+				t.Errorf("replica %d: %v %v", i%2, e, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("20 first requests over two replicas: %d fetches, want 1", n)
+	}
+	r3 := newReplica()
+	if e, res, err := r3.Fetch(context.Background(), key, fetch); err != nil || res != cache.Remote || e.Token != "shared-token" {
+		t.Errorf("new replica: %v %v %v", e, res, err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("new replica fetched again (%d)", n)
+	}
+}
