@@ -92,6 +92,11 @@ func listen(h http.Handler) (string, func(), error) {
 
 // gateway starts a gateway in front of upstream.
 func gateway(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool) (*app.App, func(), error) {
+	return gatewayWith(idp, upstream, verifiedCache, logRequests, "")
+}
+
+// gatewayWith starts a gateway whose cache section gets cacheExtra lines.
+func gatewayWith(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool, cacheExtra string) (*app.App, func(), error) {
 	level := "info"
 	if !logRequests {
 		level = "warn"
@@ -110,7 +115,9 @@ routes:
     path_prefix: /api
     upstream: %s
     scopes: [%q]
-`, level, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope)
+cache:
+  max_bytes: 64MiB
+%s`, level, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope, cacheExtra)
 	cfg, err := config.Parse([]byte(yaml), "bench.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, nil, err
@@ -328,6 +335,9 @@ func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Du
 	if err := refreshAhead(ctx, conns, refreshFor, upstream, logRequests); err != nil {
 		return err
 	}
+	if err := replicas(ctx, upstream, 4, 200); err != nil {
+		return err
+	}
 	return memory(idp, memUsers)
 }
 
@@ -433,6 +443,15 @@ func median(rs []result) result {
 	s := slices.Clone(rs)
 	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
 	return s[len(s)/2]
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func heapInUse() uint64 {

@@ -33,8 +33,9 @@ type Metrics struct {
 	// audience, scope, app_only).
 	InboundRejections *prometheus.CounterVec
 	// Exchanges counts token requests to the authority by route, flow and
-	// outcome (success, interaction_required, invalid_client,
-	// invalid_grant, authority_error, timeout, unavailable).
+	// outcome (the values of obo.Outcome: success, interaction_required,
+	// invalid_client, invalid_grant, authority_error, throttled,
+	// unavailable, timeout, circuit_open, overloaded, credential_error).
 	Exchanges *prometheus.CounterVec
 	// ExchangeDuration observes the duration of token requests by route
 	// and flow.
@@ -54,7 +55,7 @@ type Metrics struct {
 	// downstream API, by route.
 	DownstreamErrors *prometheus.CounterVec
 	// BadRequests counts requests refused before authentication by reason
-	// (no_route, bad_path).
+	// (no_route, bad_path, too_many_headers).
 	BadRequests *prometheus.CounterVec
 	// Refreshes counts refresh-ahead exchanges by outcome (success,
 	// failure).
@@ -65,6 +66,16 @@ type Metrics struct {
 	// JWKSRefreshes counts fetches of the authority's key set by outcome
 	// (success, failure).
 	JWKSRefreshes *prometheus.CounterVec
+	// AuthorityRetries counts token requests sent again after a temporary
+	// fault, by the fault (throttled, unavailable, timeout).
+	AuthorityRetries *prometheus.CounterVec
+	// BreakerState is the state of the authority's circuit breaker:
+	// 0 closed, 1 half-open, 2 open.
+	BreakerState prometheus.Gauge
+	// ExchangeQueueRejections counts exchanges refused because every
+	// exchange slot (authority.max_concurrent_exchanges) stayed busy for
+	// authority.queue_timeout.
+	ExchangeQueueRejections prometheus.Counter
 }
 
 // New returns Metrics registered on a new Registry, together with the Go
@@ -135,6 +146,18 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "jwks_refreshes_total",
 			Help: "Fetches of the authority's key set, by outcome (success, failure).",
 		}, []string{"outcome"}),
+		AuthorityRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "authority_retries_total",
+			Help: "Token requests sent again after a temporary fault of the authority, by fault (throttled, unavailable, timeout).",
+		}, []string{"reason"}),
+		BreakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "breaker_state",
+			Help: "State of the authority's circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}),
+		ExchangeQueueRejections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "exchange_queue_rejections_total",
+			Help: "Exchanges refused because all exchange slots stayed busy for authority.queue_timeout.",
+		}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -145,7 +168,8 @@ func New(version string) *Metrics {
 	reg.MustRegister(
 		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
 		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions, m.CacheRejections,
-		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes, build,
+		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes,
+		m.AuthorityRetries, m.BreakerState, m.ExchangeQueueRejections, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -21,6 +21,9 @@ func TestNewTwiceAndExposition(t *testing.T) {
 	m.ObserveCache(func() int { return 3 }, func() int64 { return 4096 })
 	m.ObserveKeys(func() int { return 2 })
 	m.Requests.WithLabelValues("graph", "GET", "2xx").Inc()
+	m.AuthorityRetries.WithLabelValues("throttled").Inc()
+	m.BreakerState.Set(2)
+	m.ExchangeQueueRejections.Inc()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
@@ -32,6 +35,9 @@ func TestNewTwiceAndExposition(t *testing.T) {
 		"obo_gateway_jwks_keys 2",
 		`obo_gateway_requests_total{code="2xx",method="GET",route="graph"} 1`,
 		"go_goroutines",
+		`obo_gateway_authority_retries_total{reason="throttled"} 1`,
+		"obo_gateway_breaker_state 2",
+		"obo_gateway_exchange_queue_rejections_total 1",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("exposition lacks %q", want)

@@ -36,8 +36,10 @@ type Config struct {
 	// HTTPClient sends the requests; nil means a client with its own
 	// transport. Its Timeout, if any, applies in addition to Timeout.
 	HTTPClient *http.Client
-	// Timeout bounds each token request, including reading the answer.
-	// Zero means DefaultTimeout.
+	// Timeout is the deadline of each exchange (each call of Token): the
+	// wait for a free slot (MaxConcurrent), every attempt including
+	// reading the answer, and the pauses between attempts. Zero means
+	// DefaultTimeout.
 	Timeout time.Duration
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -54,6 +56,52 @@ type Config struct {
 	// Request names no tenant: the home tenant of the application, where
 	// its app-only tokens come from.
 	DefaultTenant string
+
+	// Retries is how many times a token request that failed with a
+	// temporary fault (connection error, timeout, 429 or 5xx) is sent
+	// again, within Timeout; OAuth refusals such as invalid_grant,
+	// interaction_required or invalid_client are never retried. Zero means
+	// DefaultRetries; a negative value turns retries off.
+	Retries int
+	// RetryBaseDelay and RetryMaxDelay shape the pause before retry n: a
+	// random time below min(RetryMaxDelay, RetryBaseDelay·2ⁿ⁻¹) (full
+	// jitter), or the authority's Retry-After when it sent one. A pause
+	// that would not end before the deadline is not taken: the fault is
+	// returned at once, with the Retry-After. Zero means
+	// DefaultRetryBaseDelay and DefaultRetryMaxDelay.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// BreakerFailures is the number of consecutive token requests failing
+	// with a temporary fault (retries included) that open the Client's
+	// circuit breaker: for BreakerOpenFor, Token fails at once with an
+	// *UnavailableError wrapping ErrCircuitOpen, whose RetryAfter is the
+	// time left; then one probe request is let through, whose success
+	// closes the breaker and whose failure opens it again. Zero means
+	// DefaultBreakerFailures; a negative value turns the breaker off.
+	BreakerFailures int
+	// BreakerOpenFor is the open period of the circuit breaker. Zero
+	// means DefaultBreakerOpenFor.
+	BreakerOpenFor time.Duration
+	// MaxConcurrent bounds the exchanges in progress at once, so that a
+	// burst of new users cannot exceed the authority's rate limit; an
+	// exchange keeps its slot through its retries. Zero means
+	// DefaultMaxConcurrent; a negative value means no bound.
+	MaxConcurrent int
+	// QueueTimeout bounds the wait for a free slot when MaxConcurrent
+	// exchanges are in progress (never past Timeout); then Token fails with
+	// an *UnavailableError wrapping ErrOverloaded. Zero means
+	// DefaultQueueTimeout; a negative value means no wait.
+	QueueTimeout time.Duration
+
+	// OnRetry, when set, is called before each retry with the outcome of
+	// the failed attempt ("throttled", "unavailable" or "timeout").
+	OnRetry func(reason string)
+	// OnBreakerState, when set, is called with each new state of the
+	// circuit breaker, starting with BreakerClosed in NewClient. It is
+	// called with the breaker locked and must not call the Client.
+	OnBreakerState func(BreakerState)
+	// OnQueueReject, when set, is called for each exchange refused with
+	// ErrOverloaded.
+	OnQueueReject func()
 }
 
 // Client asks one authority's token endpoint for tokens. It is safe for
@@ -63,6 +111,11 @@ type Client struct {
 	// endpoint is cfg.TokenEndpoint split around its tenant segment when
 	// it is multi-tenant; nil otherwise.
 	endpoint *tenantEndpoint
+	// breaker is the authority's circuit breaker; nil when turned off.
+	breaker *breaker
+	// slots bounds the exchanges in progress; nil when unbounded.
+	slots *slots
+	retry retryPolicy
 }
 
 // NewClient checks cfg and returns a Client.
@@ -95,7 +148,30 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.DefaultTenant != "" && !validTenant(cfg.DefaultTenant) {
 		return nil, fmt.Errorf("obo: Config.DefaultTenant %q is not a tenant id or domain", cfg.DefaultTenant)
 	}
-	return &Client{cfg: cfg, endpoint: splitTenantEndpoint(cfg.TokenEndpoint)}, nil
+	retry := retryPolicy{
+		retries: orDefault(cfg.Retries, DefaultRetries),
+		base:    orDefault(cfg.RetryBaseDelay, DefaultRetryBaseDelay),
+		maxWait: orDefault(cfg.RetryMaxDelay, DefaultRetryMaxDelay),
+	}
+	openFor := orDefault(cfg.BreakerOpenFor, DefaultBreakerOpenFor)
+	if openFor < 0 {
+		return nil, fmt.Errorf("obo: Config.BreakerOpenFor %s is negative", openFor)
+	}
+	return &Client{
+		cfg:      cfg,
+		endpoint: splitTenantEndpoint(cfg.TokenEndpoint),
+		breaker:  newBreaker(orDefault(cfg.BreakerFailures, DefaultBreakerFailures), openFor, cfg.OnBreakerState),
+		slots:    newSlots(orDefault(cfg.MaxConcurrent, DefaultMaxConcurrent), orDefault(cfg.QueueTimeout, DefaultQueueTimeout)),
+		retry:    retry,
+	}, nil
+}
+
+// orDefault returns v, or def when v is zero. A negative v (off) is kept.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // NewTransport returns the HTTP transport the gateway uses to talk to the
@@ -250,33 +326,42 @@ func (c *Client) post(ctx context.Context, endpoint string, form url.Values, sco
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	if err := c.cfg.Credential.Apply(ctx, endpoint, form); err != nil {
-		return nil, err
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	return c.exchange(ctx, func(ctx context.Context) (*Token, bool, error) {
+		return c.send(ctx, endpoint, form)
+	})
+}
+
+// send sends one token request and reports whether it reached the network.
+// The credential is applied to every attempt, so that each carries a fresh
+// client assertion (a new jti) and a rotated secret or federated token.
+func (c *Client) send(ctx context.Context, endpoint string, form url.Values) (*Token, bool, error) {
+	if err := c.cfg.Credential.Apply(ctx, endpoint, form); err != nil {
+		return nil, false, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("obo: token request: %w", err)
+		return nil, false, fmt.Errorf("obo: token request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 
 	res, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, &UnavailableError{Op: "token", Err: err}
+		return nil, true, &UnavailableError{Op: "token", Err: err}
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxDocumentBytes))
 	if err != nil {
-		return nil, &UnavailableError{Op: "token", Err: err}
+		return nil, true, &UnavailableError{Op: "token", Err: err}
 	}
 	now := c.cfg.Now()
 	if res.StatusCode != http.StatusOK {
-		return nil, parseError(res, body, now)
+		return nil, true, parseError(res, body, now)
 	}
-	return parseToken(body, now)
+	tok, err := parseToken(body, now)
+	return tok, true, err
 }
 
 // seconds decodes a JSON number or a numeric string (Entra's v1 endpoint
@@ -291,7 +376,7 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || f < 0 || f > 1e9 {
-		return fmt.Errorf("not a number of seconds: %q", b)
+		return errNotSeconds // without the value: the body may hold anything
 	}
 	*s = seconds(f)
 	return nil
@@ -312,7 +397,7 @@ type tokenResponse struct {
 func parseToken(body []byte, now time.Time) (*Token, error) {
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
-		return nil, fmt.Errorf("obo: decode token response: %w", err)
+		return nil, fmt.Errorf("obo: decode token response: %w", bodyError(err))
 	}
 	if tr.AccessToken == "" {
 		return nil, errors.New("obo: token response has no access_token")

@@ -160,13 +160,13 @@ func TestErrorResponses(t *testing.T) {
 		{name: "invalid_client", status: 401, body: `{"error":"invalid_client","error_codes":[7000215]}`, client: true, outcome: "invalid_client"},
 		{name: "unauthorized_client", status: 400, body: `{"error":"unauthorized_client"}`, client: true, outcome: "invalid_client"},
 		{name: "invalid_scope", status: 400, body: `{"error":"invalid_scope"}`, outcome: "authority_error"},
-		{name: "throttled", status: 429, header: http.Header{"Retry-After": {"7"}}, body: `{"error":"temporarily_unavailable"}`, temporary: true, outcome: "authority_error",
+		{name: "throttled", status: 429, header: http.Header{"Retry-After": {"7"}}, body: `{"error":"temporarily_unavailable"}`, temporary: true, outcome: "throttled",
 			check: func(t *testing.T, e *Error) {
 				if e.RetryAfter != 7*time.Second {
 					t.Errorf("RetryAfter = %v", e.RetryAfter)
 				}
 			}},
-		{name: "html 502", status: 502, header: http.Header{"Content-Type": {"text/html"}}, body: `<html>bad gateway</html>`, temporary: true, outcome: "authority_error",
+		{name: "html 502", status: 502, header: http.Header{"Content-Type": {"text/html"}}, body: `<html>bad gateway</html>`, temporary: true, outcome: "unavailable",
 			check: func(t *testing.T, e *Error) {
 				if strings.Contains(e.Description, "html>") {
 					t.Errorf("non-JSON body copied into the error: %q", e.Description)

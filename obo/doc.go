@@ -16,6 +16,13 @@
 // conditional-access claims challenge to the client unchanged. A failure to
 // reach the authority at all is returned as an *UnavailableError.
 //
+// A Client is resilient to a failing authority: it retries temporary faults
+// (connection errors, timeouts, 429, 5xx) with jittered backoff or the
+// authority's Retry-After within one deadline per exchange, opens a circuit
+// breaker after consecutive faults (then failing at once with
+// ErrCircuitOpen until a probe succeeds), and bounds the exchanges in
+// progress, refusing with ErrOverloaded after a queue timeout.
+//
 // Nothing in this package logs, and no error it returns contains token A,
 // token B or the client credential.
 package obo

@@ -91,12 +91,19 @@ func (e *Error) Temporary() bool {
 }
 
 // UnavailableError reports that the authority could not be reached or did
-// not answer in time.
+// not answer in time, or that the Client did not call it: its circuit
+// breaker is open (Err wraps ErrCircuitOpen) or too many exchanges were in
+// progress (Err wraps ErrOverloaded).
 type UnavailableError struct {
 	// Op names the call that failed: "discovery", "token".
 	Op string
-	// Err is the underlying transport error.
+	// Err is the underlying transport error, or ErrCircuitOpen or
+	// ErrOverloaded.
 	Err error
+	// RetryAfter is when a new request may succeed: the time left before
+	// the open circuit breaker lets a probe through, or a short delay
+	// after an overload; zero when unknown.
+	RetryAfter time.Duration
 }
 
 // Error describes the failure.
@@ -116,11 +123,20 @@ func (e *UnavailableError) Timeout() bool {
 	return errors.As(e.Err, &t) && t.Timeout()
 }
 
-// Outcome names the result of an exchange for metrics and logs: "success",
-// "interaction_required", "invalid_client", "invalid_grant",
-// "authority_error", "timeout", "unavailable" or "credential_error" (the
-// gateway could not produce its own client credential, see
-// CredentialError).
+// Outcome names the result of an exchange for metrics and logs:
+//
+//	success               token issued
+//	interaction_required  the user must interact (MFA, consent, sign-in)
+//	invalid_client        the gateway's own credential was refused
+//	invalid_grant         token A was refused
+//	authority_error       another refusal (invalid_scope, a 4xx page, ...)
+//	throttled             the authority answered 429
+//	unavailable           the authority answered 5xx, or could not be reached
+//	timeout               the authority did not answer in time
+//	circuit_open          not sent: the circuit breaker is open
+//	overloaded            not sent: too many exchanges in progress
+//	credential_error      the gateway could not produce its own client
+//	                      credential (see CredentialError)
 func Outcome(err error) string {
 	if err == nil {
 		return "success"
@@ -134,12 +150,21 @@ func Outcome(err error) string {
 			return "invalid_client"
 		case ae.Code == "invalid_grant":
 			return "invalid_grant"
+		case ae.StatusCode == http.StatusTooManyRequests:
+			return "throttled"
+		case ae.Temporary():
+			return "unavailable"
 		}
 		return "authority_error"
 	}
 	var ue *UnavailableError
 	if errors.As(err, &ue) {
-		if ue.Timeout() {
+		switch {
+		case errors.Is(ue.Err, ErrCircuitOpen):
+			return "circuit_open"
+		case errors.Is(ue.Err, ErrOverloaded):
+			return "overloaded"
+		case ue.Timeout():
 			return "timeout"
 		}
 		return "unavailable"
@@ -154,8 +179,13 @@ func Outcome(err error) string {
 	return "authority_error"
 }
 
+// maxRetryAfter caps the delay read from a Retry-After header, so that an
+// absurd value cannot overflow or park callers for years.
+const maxRetryAfter = 24 * time.Hour
+
 // parseRetryAfter reads a Retry-After header given in seconds or as an HTTP
-// date; it returns zero when the header is absent or malformed.
+// date, capped at maxRetryAfter; it returns zero when the header is absent
+// or malformed.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
@@ -164,10 +194,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if s < 0 {
 			return 0
 		}
+		if s > int(maxRetryAfter/time.Second) { // time.Duration(s) * time.Second could overflow
+			return maxRetryAfter
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

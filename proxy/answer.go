@@ -92,7 +92,10 @@ type exchangeAnswer struct {
 // interaction needed → 401 claims challenge with the authority's fields;
 // the gateway's own credential refused → 502; the authority unreachable,
 // overloaded or failing → 503 (with Retry-After when known); token A refused
-// by the authority → 401 invalid_token; anything else → 502.
+// by the authority → 401 invalid_token; anything else → 502. The authority
+// is also reported unavailable (503) without being called when the
+// exchange client's circuit breaker is open (Retry-After: the time left) or
+// too many exchanges are in progress (Retry-After: 1).
 func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 	var ae *obo.Error
 	if errors.As(err, &ae) {
@@ -118,7 +121,7 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 			return exchangeAnswer{http.StatusBadGateway, "invalid_client"}
 		case ae.Temporary():
 			if ae.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", retryAfterSeconds(ae.RetryAfter))
 			}
 			writeError(w, http.StatusServiceUnavailable, "", errorBody{
 				Error:       "temporarily_unavailable",
@@ -143,17 +146,32 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 	}
 	var ue *obo.UnavailableError
 	if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
-		writeError(w, http.StatusServiceUnavailable, "", errorBody{
-			Error:       "temporarily_unavailable",
-			Description: "the authority could not be reached in time; retry later",
-		})
-		return exchangeAnswer{http.StatusServiceUnavailable, "authority_unreachable"}
+		desc, reason := "the authority could not be reached in time; retry later", "authority_unreachable"
+		if ue != nil {
+			switch {
+			case errors.Is(ue.Err, obo.ErrCircuitOpen):
+				desc, reason = "the authority is failing; the gateway does not call it for a while; retry later", "authority_circuit_open"
+			case errors.Is(ue.Err, obo.ErrOverloaded):
+				desc, reason = "too many token exchanges are in progress; retry later", "exchange_overloaded"
+			}
+			if ue.RetryAfter > 0 {
+				w.Header().Set("Retry-After", retryAfterSeconds(ue.RetryAfter))
+			}
+		}
+		writeError(w, http.StatusServiceUnavailable, "", errorBody{Error: "temporarily_unavailable", Description: desc})
+		return exchangeAnswer{http.StatusServiceUnavailable, reason}
 	}
 	writeError(w, http.StatusBadGateway, "", errorBody{
 		Error:       "bad_gateway",
 		Description: "the token exchange failed; see the gateway's log",
 	})
 	return exchangeAnswer{http.StatusBadGateway, "exchange_failed"}
+}
+
+// retryAfterSeconds renders a positive delay as a Retry-After value: whole
+// seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 func authorityBody(ae *obo.Error) errorBody {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,6 +50,9 @@ func TestWriteExchangeError(t *testing.T) {
 		{name: "non-OAuth 4xx", err: &obo.Error{StatusCode: 404}, status: 502, bodyError: "bad_gateway"},
 		{name: "unreachable", err: &obo.UnavailableError{Op: "token", Err: errors.New("connection refused")}, status: 503, bodyError: "temporarily_unavailable"},
 		{name: "deadline", err: context.DeadlineExceeded, status: 503, bodyError: "temporarily_unavailable"},
+		{name: "circuit open", err: fmt.Errorf("proxy: exchange: %w", &obo.UnavailableError{Op: "token", Err: obo.ErrCircuitOpen, RetryAfter: 12300 * time.Millisecond}), status: 503, retryAfter: "13", bodyError: "temporarily_unavailable"},
+		{name: "circuit open with last fault", err: &obo.UnavailableError{Op: "token", Err: fmt.Errorf("%w (last fault: x)", obo.ErrCircuitOpen), RetryAfter: time.Second}, status: 503, retryAfter: "1", bodyError: "temporarily_unavailable"},
+		{name: "overloaded", err: &obo.UnavailableError{Op: "token", Err: obo.ErrOverloaded, RetryAfter: time.Second}, status: 503, retryAfter: "1", bodyError: "temporarily_unavailable"},
 		{name: "wrapped", err: errors.Join(errors.New("ctx"), &obo.Error{StatusCode: 400, Code: "interaction_required"}), status: 401, challenge: `Bearer error="interaction_required"`, bodyError: "interaction_required"},
 	}
 	for _, tc := range tests {

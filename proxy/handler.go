@@ -48,6 +48,9 @@ type RouteConfig struct {
 	// Audience is the RFC 8693 "audience" of token B (token-exchange
 	// authorities only).
 	Audience string
+	// ForwardCookies sends the inbound Cookie header to the upstream;
+	// otherwise it is removed.
+	ForwardCookies bool
 	// RequestedTokenType is the token type asked for, such as
 	// obo.TokenTypeSAML2; empty means an access token.
 	RequestedTokenType string
@@ -90,10 +93,18 @@ type Config struct {
 	RequiredScopes []string
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
+	// StripHeaders are further request headers removed before proxying,
+	// in addition to IdentityHeaders.
+	StripHeaders []string
+	// MaxRequestHeaders is the largest number of header fields a request
+	// may carry; more are answered with 431. Zero means
+	// DefaultMaxRequestHeaders.
+	MaxRequestHeaders int
 }
 
 // Handler is the gateway's request handler. Its answers:
 //
+//	more than MaxRequestHeaders header fields  431 invalid_request
 //	no route for the path                      404 not_found
 //	path with backslash or double encoding     400 invalid_request
 //	no bearer token                            401, WWW-Authenticate: Bearer
@@ -117,6 +128,9 @@ type Handler struct {
 	// requiredScope is the scope= of insufficient_scope answers: what
 	// token A needs, not what token B is for.
 	requiredScope string
+	// strip holds the headers removed from every request (stripList).
+	strip      map[string]bool
+	maxHeaders int
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -129,7 +143,11 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("proxy: no routes")
 	}
 	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
-		keyMode: cfg.KeyMode, cae: cfg.CAE, requiredScope: strings.Join(cfg.RequiredScopes, " ")}
+		keyMode: cfg.KeyMode, cae: cfg.CAE, requiredScope: strings.Join(cfg.RequiredScopes, " "),
+		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders}
+	if h.maxHeaders <= 0 {
+		h.maxHeaders = DefaultMaxRequestHeaders
+	}
 	switch h.keyMode {
 	case "":
 		h.keyMode = KeyUser
@@ -179,6 +197,7 @@ func New(cfg Config) (*Handler, error) {
 			bearer:        present == obo.DefaultPresentation(""),
 			flow:          flow,
 			replay:        rc.ReplayMaxBytes,
+			cookies:       rc.ForwardCookies,
 		}
 		for _, other := range h.routes {
 			if other.prefix == rt.prefix {
@@ -257,6 +276,10 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			u.Fragment, u.RawFragment = "", ""
 			u.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
+			// Hop-by-hop headers and those named in Connection are gone
+			// already (ReverseProxy); what the caller might use to speak
+			// for a user, or for where the request came from, goes now.
+			stripInbound(pr.Out.Header, h.strip, rt.cookies)
 			pr.SetXForwarded()
 			if rt.bearer {
 				pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
@@ -401,6 +424,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	}()
 
+	if n := headerFields(r.Header); n > h.maxHeaders {
+		reason = "too_many_headers"
+		h.m.BadRequests.WithLabelValues(reason).Inc()
+		writeError(sw, http.StatusRequestHeaderFieldsTooLarge, "", errorBody{Error: "invalid_request",
+			Description: fmt.Sprintf("the request has %d header fields; at most %d are accepted", n, h.maxHeaders)})
+		return
+	}
 	p, err := cleanPath(r.URL.Path)
 	if err != nil {
 		reason = "bad_path"

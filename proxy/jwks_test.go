@@ -137,3 +137,140 @@ func TestKeySetCloseAfterContextEnds(t *testing.T) {
 		t.Fatal("Close hung after the context ended")
 	}
 }
+
+// TestFailedRefreshKeepsLastGoodKeySet: whatever goes wrong with a refresh
+// of the key set — an error status, a broken or hostile document, a hang,
+// a cut connection, the authority gone — the keys fetched last keep
+// verifying tokens, both after a refetch for an unknown key id and after
+// background refreshes; and a later good fetch is picked up.
+func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
+	good, next := newSigner(t, "good"), newSigner(t, "next")
+	setJSON := func(signers ...*signer) []byte {
+		set := jwk.NewSet()
+		for _, s := range signers {
+			k, _ := s.publicSet(t).Key(0)
+			_ = set.AddKey(k)
+		}
+		b, err := json.Marshal(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	faults := []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request)
+		gone  bool // the server is closed instead
+	}{
+		{name: "500", serve: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusInternalServerError) }},
+		{name: "404 HTML page", serve: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("<html>not here</html>"))
+		}},
+		{name: "200 with broken JSON", serve: func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":[{"kty":"RSA",`)) }},
+		{name: "200 with keys of the wrong type", serve: func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":"none"}`)) }},
+		{name: "200 with an invalid key", serve: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"keys":[{"kty":"RSA","kid":"good","n":"!!","e":"AQAB"}]}`))
+		}},
+		{name: "hangs past the client timeout", serve: func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}},
+		{name: "connection cut", serve: func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}},
+		{name: "authority gone", gone: true},
+	}
+	// Every fault runs at once, in phases, to keep the test short.
+	type run struct {
+		name    string
+		gone    bool
+		mode    atomic.Int32 // 0 good, 1 fault, 2 good with the next key too
+		fetches atomic.Int32
+		before  int32
+		srv     *httptest.Server
+		keys    *KeySet
+	}
+	runs := make([]*run, len(faults))
+	for i, tc := range faults {
+		r := &run{name: tc.name, gone: tc.gone}
+		r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.fetches.Add(1)
+			switch r.mode.Load() {
+			case 0:
+				_, _ = w.Write(setJSON(good))
+			case 1:
+				tc.serve(w, req)
+			default:
+				_, _ = w.Write(setJSON(good, next))
+			}
+		}))
+		t.Cleanup(r.srv.Close)
+		k, err := NewKeySet(context.Background(), KeySetConfig{URL: r.srv.URL,
+			HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}, Refresh: time.Second, MinRefetch: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		r.keys = k
+		runs[i] = r
+	}
+	for _, r := range runs {
+		waitFor(t, r.name+": the first fetch", func() bool { return r.keys.Ready(context.Background()) })
+		r.mode.Store(1)
+		if r.gone {
+			r.srv.CloseClientConnections()
+			r.srv.Listener.Close()
+		}
+		r.before = r.fetches.Load()
+	}
+	time.Sleep(60 * time.Millisecond) // past MinRefetch
+	for _, r := range runs {
+		if _, err := r.keys.Key(context.Background(), "next"); err != ErrUnknownKey {
+			t.Errorf("%s: unknown kid during the fault: %v, want ErrUnknownKey (not keys unavailable)", r.name, err)
+		}
+		if !r.gone && r.fetches.Load() == r.before {
+			t.Errorf("%s: the unknown kid did not cause a refetch", r.name)
+		}
+	}
+	// Let background refreshes fail too, and the index resync.
+	for _, r := range runs {
+		waitFor(t, r.name+": a failed background refresh", func() bool { return r.gone || r.fetches.Load() >= r.before+2 })
+	}
+	time.Sleep(syncInterval + 200*time.Millisecond)
+	for _, r := range runs {
+		if key, err := r.keys.Key(context.Background(), "good"); err != nil || key == nil {
+			t.Errorf("%s: the last good key after failed refreshes: %v", r.name, err)
+		}
+		if !r.keys.Has("good") || r.keys.Len() != 1 {
+			t.Errorf("%s: key set after failed refreshes: Has(good) %v, Len %d", r.name, r.keys.Has("good"), r.keys.Len())
+		}
+		r.mode.Store(2)
+	}
+	for _, r := range runs {
+		if r.gone {
+			continue
+		}
+		waitFor(t, r.name+": the next key after the fault", func() bool {
+			_, err := r.keys.Key(context.Background(), "next")
+			return err == nil
+		})
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

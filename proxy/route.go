@@ -69,6 +69,7 @@ type route struct {
 	scopeSet string // normalised, for cache keys
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
+	cookies  bool  // RouteConfig.ForwardCookies
 	proxy    *httputil.ReverseProxy
 
 	audience, requestedType string

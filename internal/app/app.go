@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -318,6 +319,16 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Capabilities:  cfg.Client.Capabilities,
 		Protocol:      cfg.Authority.Protocol,
 		DefaultTenant: cfg.Client.TenantID,
+		// In the file 0 turns a setting off; obo.Config says that with a
+		// negative value (its zero means the default).
+		Retries:         cmp.Or(cfg.Authority.Retries, -1),
+		BreakerFailures: cmp.Or(cfg.Authority.Breaker.Failures, -1),
+		BreakerOpenFor:  cfg.Authority.Breaker.OpenFor.D(),
+		MaxConcurrent:   cmp.Or(cfg.Authority.MaxConcurrentExchanges, -1),
+		QueueTimeout:    cmp.Or(cfg.Authority.QueueTimeout.D(), -1),
+		OnRetry:         func(reason string) { a.metrics.AuthorityRetries.WithLabelValues(reason).Inc() },
+		OnBreakerState:  func(s obo.BreakerState) { a.metrics.BreakerState.Set(float64(s)) },
+		OnQueueReject:   a.metrics.ExchangeQueueRejections.Inc,
 	})
 	if err != nil {
 		return err
@@ -371,6 +382,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
+			ForwardCookies: bool(r.ForwardCookies),
 		})
 	}
 	h, err := proxy.New(proxy.Config{
@@ -379,6 +391,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		KeyMode:        cfg.Cache.Key,
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
+		StripHeaders:   cfg.Inbound.StripHeaders,
 	})
 	if err != nil {
 		_ = keys.Close()

@@ -234,7 +234,7 @@ func TestMonitoringResources(t *testing.T) {
 		}
 	}
 	for alert, want := range map[string]string{
-		"OboGatewayAuthorityErrors":     `outcome=~"authority_error|timeout|unavailable"`,
+		"OboGatewayAuthorityErrors":     `outcome=~"authority_error|timeout|unavailable|throttled|circuit_open|overloaded"`,
 		"OboGatewayExchangeLatencyHigh": "histogram_quantile(0.99",
 		"OboGatewayServerErrors":        `code="5xx"`,
 		"OboGatewayJWKSRefreshFailing":  `obo_gateway_jwks_refreshes_total`,

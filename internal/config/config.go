@@ -72,7 +72,9 @@ type Authority struct {
 	JWKSURI string `yaml:"jwks_uri"`
 	// TokenEndpoint overrides the discovered token_endpoint.
 	TokenEndpoint string `yaml:"token_endpoint"`
-	// Timeout bounds each HTTP call to the authority. Default 10s.
+	// Timeout bounds each HTTP call to the authority. For a token exchange
+	// it is the deadline of the whole exchange: the wait for an exchange
+	// slot, every attempt and the pauses between them. Default 10s.
 	Timeout Duration `yaml:"timeout"`
 	// JWKSRefresh is the interval of the background JWKS refresh.
 	// Default 1h, at least 1m.
@@ -81,6 +83,39 @@ type Authority struct {
 	// Microsoft On-Behalf-Of request, or ProtocolRFC8693, an OAuth 2.0
 	// token exchange (Keycloak, Okta and other authorities).
 	Protocol string `yaml:"protocol"`
+	// Retries is how many times a token request that failed with a
+	// temporary fault (connection error, timeout, 429 or 5xx) is sent
+	// again, after a jittered exponential backoff or the authority's
+	// Retry-After, within Timeout. Refusals such as invalid_grant,
+	// interaction_required or invalid_client are never retried. Default 2,
+	// at most 5; 0 turns retries off.
+	Retries int `yaml:"retries"`
+	// Breaker configures the authority's circuit breaker.
+	Breaker Breaker `yaml:"breaker"`
+	// MaxConcurrentExchanges bounds the token requests in progress at once
+	// (retries included), so that many new users arriving together cannot
+	// exceed the authority's rate limit. Default 32, at most 10000; 0
+	// means no bound.
+	MaxConcurrentExchanges int `yaml:"max_concurrent_exchanges"`
+	// QueueTimeout bounds the wait for a free exchange slot when
+	// MaxConcurrentExchanges are in progress; then the caller gets 503
+	// with Retry-After: 1. The wait counts against Timeout. Default 2s, at
+	// most 1m; 0s refuses at once.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+}
+
+// Breaker configures the circuit breaker of the authority: after Failures
+// consecutive token requests failing with a temporary fault, exchanges fail
+// at once (503 with Retry-After) for OpenFor without calling the authority;
+// then one probe request is let through, whose success closes the breaker
+// and whose failure opens it for OpenFor again. Cached tokens are served
+// throughout.
+type Breaker struct {
+	// Failures is the number of consecutive faults that open the breaker.
+	// Default 5, at most 1000; 0 turns the breaker off.
+	Failures int `yaml:"failures"`
+	// OpenFor is how long the breaker stays open. Default 30s, at most 1h.
+	OpenFor Duration `yaml:"open_for"`
 }
 
 // The values of Authority.Protocol.
@@ -171,6 +206,15 @@ type Inbound struct {
 	// the token's SHA-256, so a token's signature is verified once). Default
 	// 16MiB; 0 turns the cache off.
 	VerifiedCacheBytes ByteSize `yaml:"verified_cache_bytes"`
+	// StripHeaders names further request headers the gateway removes from
+	// every inbound request before proxying it, in addition to the identity
+	// headers it always removes (proxy.IdentityHeaders: App Service
+	// authentication's X-MS-CLIENT-PRINCIPAL* and X-MS-TOKEN-*, the
+	// X-Auth-Request-* of oauth2-proxy, X-Remote-User, client certificate
+	// and path override headers). Every X-Forwarded-* header and Forwarded
+	// are always replaced by the gateway's own. Names are matched without
+	// regard to case, and "_" matches "-" (as CGI-style servers read them).
+	StripHeaders []string `yaml:"strip_headers"`
 }
 
 // The values of Route.Flow.
@@ -228,6 +272,10 @@ type Route struct {
 	// content; for SAML the assertion XML) or {base64url}. Default
 	// "Bearer {token}", or "SAML {base64}" for SAML routes.
 	AuthFormat string `yaml:"auth_format"`
+	// ForwardCookies sends the inbound Cookie header to the upstream.
+	// Default false: cookies are the caller's session with API A, and are
+	// removed before proxying.
+	ForwardCookies Bool `yaml:"forward_cookies"`
 }
 
 // The values of Route.TokenType.
@@ -299,6 +347,11 @@ const (
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "text"
 	defaultAuthTimeout     = Duration(10 * time.Second)
+	defaultRetries         = 2
+	defaultBreakerFailures = 5
+	defaultBreakerOpenFor  = Duration(30 * time.Second)
+	defaultMaxExchanges    = 32
+	defaultQueueTimeout    = Duration(2 * time.Second)
 	defaultJWKSRefresh     = Duration(time.Hour)
 	defaultClockSkew       = Duration(60 * time.Second)
 	defaultAlgorithm       = "RS256"
@@ -495,6 +548,16 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	setDuration("authority.timeout", &c.Authority.Timeout, defaultAuthTimeout)
 	setDuration("authority.jwks_refresh", &c.Authority.JWKSRefresh, defaultJWKSRefresh)
 	setString(&c.Authority.Protocol, ProtocolEntra)
+	setInt := func(key string, n *int, v int) {
+		if !isSet(key) {
+			*n = v
+		}
+	}
+	setInt("authority.retries", &c.Authority.Retries, defaultRetries)
+	setInt("authority.breaker.failures", &c.Authority.Breaker.Failures, defaultBreakerFailures)
+	setDuration("authority.breaker.open_for", &c.Authority.Breaker.OpenFor, defaultBreakerOpenFor)
+	setInt("authority.max_concurrent_exchanges", &c.Authority.MaxConcurrentExchanges, defaultMaxExchanges)
+	setDuration("authority.queue_timeout", &c.Authority.QueueTimeout, defaultQueueTimeout)
 	setDuration("inbound.clock_skew", &c.Inbound.ClockSkew, defaultClockSkew)
 	if len(c.Inbound.Algorithms) == 0 {
 		c.Inbound.Algorithms = []string{defaultAlgorithm}
@@ -550,6 +613,7 @@ func (c *Config) Redacted() *Config {
 	r.Inbound.AllowedTenants = cloneStrings(c.Inbound.AllowedTenants)
 	r.Inbound.RequiredScopes = cloneStrings(c.Inbound.RequiredScopes)
 	r.Inbound.Algorithms = cloneStrings(c.Inbound.Algorithms)
+	r.Inbound.StripHeaders = cloneStrings(c.Inbound.StripHeaders)
 	if c.Routes != nil {
 		r.Routes = make([]Route, len(c.Routes))
 		for i, route := range c.Routes {

@@ -57,6 +57,11 @@ func TestParseValidFile(t *testing.T) {
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
 			Protocol:    ProtocolEntra,
+			Retries:     2,
+			Breaker:     Breaker{Failures: 5, OpenFor: Duration(30 * time.Second)},
+
+			MaxConcurrentExchanges: 32,
+			QueueTimeout:           Duration(2 * time.Second),
 		},
 		Client: Client{ID: "00000000-aaaa-bbbb-cccc-000000000001", Secret: "s3cr3t"},
 		Inbound: Inbound{

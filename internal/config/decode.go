@@ -124,6 +124,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 		// only look at whether it is set do not report it again.
 		s, _ := d.expandScalar(n, key)
 		v.SetString(s)
+	case reflect.Int:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n.Line, key, "must be a whole number, not "+kindName(n))
+			return
+		}
+		s, ok := d.expandScalar(n, key)
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil || v.OverflowInt(i) {
+			d.fail(n.Line, key, fmt.Sprintf("%q must be a whole number, such as 5", s))
+			return
+		}
+		v.SetInt(i)
 	default:
 		panic(fmt.Sprintf("config: field %s has unsupported type %s", key, v.Type()))
 	}

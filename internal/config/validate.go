@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/textproto"
 	"net/url"
 	"os"
 	"path"
@@ -159,6 +160,23 @@ func (c *Config) validateAuthority(v *validator) {
 		v.add("authority.protocol", "%q is not a protocol (use %s, the Microsoft On-Behalf-Of request, or %s, an OAuth 2.0 token exchange)",
 			a.Protocol, ProtocolEntra, ProtocolRFC8693)
 	}
+	v.intRange("authority.retries", a.Retries, 0, 5, "0 turns retries off")
+	v.intRange("authority.breaker.failures", a.Breaker.Failures, 0, 1000, "0 turns the breaker off")
+	if a.Breaker.Failures > 0 && (a.Breaker.OpenFor <= 0 || a.Breaker.OpenFor > Duration(time.Hour)) {
+		v.add("authority.breaker.open_for", "must be positive and at most 1h, not %s", a.Breaker.OpenFor)
+	}
+	v.intRange("authority.max_concurrent_exchanges", a.MaxConcurrentExchanges, 0, 10000, "0 means no bound")
+	if a.QueueTimeout < 0 || a.QueueTimeout > Duration(time.Minute) {
+		v.add("authority.queue_timeout", "must be between 0s and 1m, not %s", a.QueueTimeout)
+	}
+}
+
+// intRange checks that n lies in [lo, hi]; note explains the special
+// values.
+func (v *validator) intRange(key string, n, lo, hi int, note string) {
+	if n < lo || n > hi {
+		v.add(key, "must be between %d and %d (%s), not %d", lo, hi, note, n)
+	}
 }
 
 // MultiTenant reports whether the authority serves many tenants: the
@@ -299,6 +317,7 @@ func (c *Config) validateInbound(v *validator) {
 	if len(in.Audiences) == 0 {
 		v.add("inbound.audiences", "must not be empty")
 	}
+	c.validateStripHeaders(v)
 	switch {
 	case len(in.AllowedTenants) == 0 && c.Authority.MultiTenant():
 		v.add("inbound.allowed_tenants", "must be set: the authority %q is multi-tenant, so list the tenant ids whose users may call, or [\"*\"] to accept every tenant",
@@ -334,6 +353,42 @@ func (c *Config) validateInbound(v *validator) {
 			v.add(key, "%q is not supported (use one of %s)", alg, strings.Join(allowedAlgorithms(), ", "))
 		}
 	}
+}
+
+// validateStripHeaders checks inbound.strip_headers: header field names,
+// none that framing needs, and no Cookie when a route forwards cookies.
+func (c *Config) validateStripHeaders(v *validator) {
+	for i, h := range c.Inbound.StripHeaders {
+		key := fmt.Sprintf("inbound.strip_headers[%d]", i)
+		switch canon := textproto.CanonicalMIMEHeaderKey(h); {
+		case !isHeaderName(h):
+			v.add(key, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~ only)", h)
+		case canon == "Host" || canon == "Content-Length" || canon == "Transfer-Encoding":
+			v.add(key, "%q cannot be removed: the request cannot be forwarded without it", h)
+		case canon == "Cookie":
+			for j, r := range c.Routes {
+				if r.ForwardCookies {
+					v.add(key, "Cookie contradicts routes[%d].forward_cookies: true; remove one of them", j)
+					break
+				}
+			}
+		}
+	}
+}
+
+// isHeaderName reports whether s is an HTTP field name (an RFC 9110 token).
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 func isAllowedAlgorithm(alg string) bool {

@@ -22,6 +22,11 @@ func validConfig() *Config {
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
 			Protocol:    ProtocolEntra,
+			Retries:     2,
+			Breaker:     Breaker{Failures: 5, OpenFor: Duration(30 * time.Second)},
+
+			MaxConcurrentExchanges: 32,
+			QueueTimeout:           Duration(2 * time.Second),
 		},
 		Client: Client{ID: "client-id", Secret: "s3cr3t"},
 		Inbound: Inbound{

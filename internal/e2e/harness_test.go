@@ -61,6 +61,8 @@ type env struct {
 	app      *app.App
 	stop     context.CancelFunc
 	done     chan error
+	// seen holds the answers e.do read, for the secret hygiene check.
+	seen seenAnswers
 }
 
 type options struct {
@@ -100,6 +102,8 @@ func start(t *testing.T, o options) *env {
 	t.Helper()
 	idpOpts := localidp.Options{
 		Clients: []localidp.Client{{ID: clientID, Secret: clientSecret, IdentifierURI: apiURI}},
+		// The gateway must never keep or show them.
+		IssueRefreshTokens: true,
 	}
 	if o.idp != nil {
 		o.idp(&idpOpts)
@@ -111,6 +115,12 @@ func start(t *testing.T, o options) *env {
 	t.Cleanup(func() { idp.Close() })
 
 	e := &env{t: t, idp: idp, logs: &syncBuffer{}}
+	if o.secret == "" {
+		o.secret = clientSecret
+	}
+	// Runs after the gateway has stopped (cleanups run last first), so
+	// that every log line is written.
+	t.Cleanup(func() { e.checkSecretHygiene(o.secret) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +336,7 @@ func (e *env) do(method, path, token string, body io.Reader, hdr ...string) answ
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.seen.add(res.Header, b)
 	return answer{status: res.StatusCode, header: res.Header, body: b}
 }
 

@@ -101,6 +101,7 @@ func (s *Server) ResetBehaviors() {
 	s.behaviorMu.Lock()
 	s.defaultBehavior = Behavior{}
 	clear(s.userBehaviors)
+	s.nextBehavior, s.nextCount = Behavior{}, 0
 	s.behaviorMu.Unlock()
 	s.latency.Store(0)
 	s.hang.Store(false)
@@ -111,6 +112,10 @@ func (s *Server) ResetBehaviors() {
 func (s *Server) behaviorFor(oid string) Behavior {
 	s.behaviorMu.Lock()
 	defer s.behaviorMu.Unlock()
+	if s.nextCount > 0 {
+		s.nextCount--
+		return s.nextBehavior
+	}
 	if oid != "" {
 		if b, ok := s.userBehaviors[oid]; ok {
 			return b
@@ -158,6 +163,9 @@ type IssuedToken struct {
 	ClientAuth string
 	// Audience is the audience parameter of a token exchange request.
 	Audience string
+	// RefreshToken is the refresh token issued with the token, with
+	// Options.IssueRefreshTokens; empty otherwise.
+	RefreshToken string
 }
 
 // TokenRequests returns the number of POST requests the token endpoint has
@@ -203,6 +211,28 @@ func (s *Server) LastTokenRequest() url.Values {
 		return nil
 	}
 	return cloneValues(s.lastForm)
+}
+
+// TokenRequestForms returns a copy of the form of every token request
+// received, oldest first, whatever its outcome. Like LastTokenRequest it
+// holds the credentials clients sent (client_secret, client_assertion,
+// assertion, subject_token), so that tests can check none of them leaks.
+func (s *Server) TokenRequestForms() []url.Values {
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
+	out := make([]url.Values, len(s.forms))
+	for i, f := range s.forms {
+		out[i] = cloneValues(f)
+	}
+	return out
+}
+
+// MintedTokens returns every token IssueToken has signed (the users'
+// tokens A), oldest first.
+func (s *Server) MintedTokens() []string {
+	s.recordMu.Lock()
+	defer s.recordMu.Unlock()
+	return append([]string(nil), s.minted...)
 }
 
 func cloneValues(v url.Values) url.Values {

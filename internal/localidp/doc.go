@@ -55,14 +55,21 @@
 // but idtyp "app", roles ["Default.Access"] and oid = sub = a stable
 // service principal ID per client. The OpenID Connect scopes openid,
 // profile, email and offline_access are accepted next to resource scopes
-// and ignored; no refresh token is ever issued.
+// and ignored. With Options.IssueRefreshTokens answers carry an opaque
+// refresh_token, which is never accepted back; otherwise none is issued.
 //
 // Tests program the answers of the token endpoint with SetDefaultBehavior and
 // SetUserBehavior (multi-factor challenge, interaction or consent required,
-// throttling, server errors), and its timing with SetLatency and SetHang.
-// Signing keys are rotated with RotateKey and withdrawn with RemoveKey.
+// throttling, server errors) and SetNextBehavior (a passing fault: the next
+// n requests only), and its timing with SetLatency and SetHang;
+// MaxConcurrentTokenRequests reports the most token requests it served at
+// once.
+// Kill and Restart take the whole server down and bring it back on the same
+// address, with its keys and records. Signing keys are rotated with
+// RotateKey and withdrawn with RemoveKey. TokenRequestForms and MintedTokens
+// return every credential and token A seen, for secret hygiene checks.
 //
 // The package is a test and demo helper, not a production identity
 // provider: it keeps every issued token in memory and it has no users,
-// no authorization endpoint behaviour and no refresh tokens.
+// no authorization endpoint behaviour and no refresh grant.
 package localidp

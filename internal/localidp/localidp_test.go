@@ -827,3 +827,102 @@ func TestCounters(t *testing.T) {
 		t.Error("LastTokenRequest is not a copy")
 	}
 }
+
+func TestKillAndRestart(t *testing.T) {
+	s := newTestServer(t)
+	tok := userToken(t, s, UserToken{ObjectID: userOID})
+	kid := s.SigningKeyID()
+	if a := post(t, s, oboForm(tok, graphScope)); a.status != 200 {
+		t.Fatalf("before Kill: %d %v", a.status, a.body)
+	}
+	// A request hanging at Kill fails instead of waiting forever.
+	s.SetHang(true)
+	hung := make(chan error, 1)
+	go func() { hung <- postCtx(context.Background(), s, oboForm(tok, graphScope)) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.TokenRequests() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 2 { // killing twice is harmless
+		if err := s.Kill(); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+	}
+	select {
+	case err := <-hung:
+		if err == nil {
+			t.Error("the request in progress at Kill got an answer")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Kill did not end the request in progress")
+	}
+	s.SetHang(false)
+	if _, err := request(s, http.MethodPost, oboForm(tok, graphScope), nil); err == nil {
+		t.Fatal("a killed server answered")
+	}
+	for range 2 { // restarting a running server is harmless
+		if err := s.Restart(); err != nil {
+			t.Fatalf("Restart: %v", err)
+		}
+	}
+	if a := post(t, s, oboForm(tok, graphScope)); a.status != 200 {
+		t.Errorf("after Restart, a token minted before Kill: %d %v", a.status, a.body)
+	}
+	if s.SigningKeyID() != kid || !slices.Contains(fetchKIDs(t, s), kid) {
+		t.Error("Restart changed the signing keys")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(); err == nil {
+		t.Error("a closed server restarted")
+	}
+}
+
+func fetchKIDs(t *testing.T, s *Server) []string {
+	t.Helper()
+	set := fetchJWKS(t, s)
+	var kids []string
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kid, _ := k.KeyID()
+		kids = append(kids, kid)
+	}
+	return kids
+}
+
+func TestRecordsOfCredentialsAndTokens(t *testing.T) {
+	s := newTestServer(t, func(o *Options) { o.IssueRefreshTokens = true })
+	if len(s.TokenRequestForms()) != 0 || len(s.MintedTokens()) != 0 {
+		t.Fatal("records before any request")
+	}
+	tok1 := userToken(t, s, UserToken{ObjectID: userOID})
+	tok2 := userToken(t, s, UserToken{ObjectID: user2OID})
+	a := post(t, s, oboForm(tok1, graphScope))
+	post(t, s, ccForm("api://api-b/.default"))
+	post(t, s, with1(oboForm(tok2, graphScope), "client_secret", "wrong"))
+
+	if got := s.MintedTokens(); !slices.Equal(got, []string{tok1, tok2}) {
+		t.Errorf("MintedTokens = %d tokens, want the two minted", len(got))
+	}
+	forms := s.TokenRequestForms()
+	if len(forms) != 3 || forms[0].Get("assertion") != tok1 || forms[2].Get("client_secret") != "wrong" ||
+		forms[1].Get("grant_type") != GrantClientCredentials {
+		t.Errorf("TokenRequestForms = %v", forms)
+	}
+	forms[0].Set("assertion", "changed")
+	if s.TokenRequestForms()[0].Get("assertion") != tok1 {
+		t.Error("TokenRequestForms is not a copy")
+	}
+	issued := s.IssuedTokens()
+	if len(issued) != 2 {
+		t.Fatalf("%d tokens issued, want 2", len(issued))
+	}
+	rt := a.str("refresh_token")
+	if rt == "" || rt != issued[0].RefreshToken || issued[1].RefreshToken == "" || issued[1].RefreshToken == rt {
+		t.Errorf("refresh tokens: answer %q, records %q and %q", rt, issued[0].RefreshToken, issued[1].RefreshToken)
+	}
+	if a := post(t, newTestServer(t), ccForm("api://api-b/.default")); a.str("refresh_token") != "" {
+		t.Error("a refresh token was issued without IssueRefreshTokens")
+	}
+}

@@ -85,6 +85,11 @@ type Options struct {
 	// assertion whose jti it has already accepted. Entra accepts a signed
 	// assertion again until it expires, so this is off by default.
 	RejectAssertionReplay bool
+	// IssueRefreshTokens makes token answers carry a refresh_token (an
+	// opaque random string, recorded in IssuedToken.RefreshToken), as
+	// Entra does when offline_access is granted, so that tests can check
+	// the client never leaks it. It is never accepted back.
+	IssueRefreshTokens bool
 }
 
 // Client is a confidential client application registered with the Server.
@@ -131,6 +136,7 @@ type Server struct {
 	tenants       map[string]bool // every hosted tenant, lower-cased
 	tenantList    []string        // every hosted tenant, home first
 	rejectReplay  bool
+	refreshTokens bool
 	clients       map[string]Client
 	firstClient   Client
 	tokenLifetime time.Duration
@@ -139,11 +145,17 @@ type Server struct {
 	logger        *slog.Logger
 
 	baseURL   string
-	srv       *http.Server
-	served    chan struct{}
+	addr      string // the listener's address, for Restart
+	handler   http.Handler
+	tlsConfig *tls.Config
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// srvMu guards srv and served, which Kill and Restart replace.
+	srvMu  sync.Mutex
+	srv    *http.Server
+	served chan struct{} // closed when srv's Serve returns
 
 	keysMu sync.RWMutex
 	keys   []*signingKey // published keys, oldest first
@@ -152,6 +164,11 @@ type Server struct {
 	behaviorMu      sync.Mutex
 	defaultBehavior Behavior
 	userBehaviors   map[string]Behavior
+	nextBehavior    Behavior // for the next nextCount requests (SetNextBehavior)
+	nextCount       int
+
+	tokenInFlight    atomic.Int64 // token requests being served
+	maxTokenInFlight atomic.Int64 // the most served at once
 
 	latency atomic.Int64 // time.Duration
 	hang    atomic.Bool
@@ -170,6 +187,8 @@ type Server struct {
 	oboRequestsBy map[string]int64
 	issued        []IssuedToken
 	lastForm      url.Values
+	forms         []url.Values // every token request's form, oldest first
+	minted        []string     // every token IssueToken signed
 }
 
 // New validates opts, generates the first RSA signing key, starts listening
@@ -182,12 +201,12 @@ func New(opts Options) (*Server, error) {
 		refreshIn:     opts.RefreshIn,
 		clockSkew:     opts.ClockSkew,
 		logger:        opts.Logger,
-		served:        make(chan struct{}),
 		done:          make(chan struct{}),
 		userBehaviors: make(map[string]Behavior),
 		oboRequestsBy: make(map[string]int64),
 		tenants:       make(map[string]bool),
 		rejectReplay:  opts.RejectAssertionReplay,
+		refreshTokens: opts.IssueRefreshTokens,
 		jtis:          make(map[string]time.Time),
 	}
 	if s.tenant == "" {
@@ -250,6 +269,8 @@ func New(opts Options) (*Server, error) {
 		scheme = "https"
 	}
 	s.baseURL = scheme + "://" + dialableAddr(ln.Addr())
+	s.addr = ln.Addr().String()
+	s.tlsConfig = tlsConfig
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleDiscovery)
@@ -257,24 +278,79 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken)
-	s.srv = &http.Server{
-		Handler:           mux,
+	s.handler = mux
+	s.srvMu.Lock()
+	s.serve(ln)
+	s.srvMu.Unlock()
+	s.logger.Info("localidp: listening", "base_url", s.baseURL, "tenant", s.tenant)
+	return s, nil
+}
+
+// serve starts a new HTTP server on ln in the background. s.srvMu must be
+// held.
+func (s *Server) serve(ln net.Listener) {
+	srv := &http.Server{
+		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConfig,
+		TLSConfig:         s.tlsConfig,
 	}
+	served := make(chan struct{})
+	s.srv, s.served = srv, served
 	go func() {
-		defer close(s.served)
-		serve := s.srv.Serve
-		if tlsConfig != nil {
-			serve = func(l net.Listener) error { return s.srv.ServeTLS(l, "", "") }
+		defer close(served)
+		serve := srv.Serve
+		if s.tlsConfig != nil {
+			serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
 		}
 		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("localidp: serve", "error", err)
 		}
 	}()
-	s.logger.Info("localidp: listening", "base_url", s.baseURL, "tenant", s.tenant)
-	return s, nil
+}
+
+// Kill stops serving at once, like a crashed authority: the listener and
+// every connection are closed, so requests in progress fail and new ones
+// are refused. Keys, behaviours, counters and records are kept, and
+// Restart serves again on the same address. Killing a killed server does
+// nothing.
+func (s *Server) Kill() error {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Close()
+	<-s.served
+	s.srv = nil
+	if err != nil {
+		return fmt.Errorf("localidp: kill: %w", err)
+	}
+	return nil
+}
+
+// Restart listens again on the address the server first listened on (so
+// BaseURL and every URL stay valid) after Kill, with the same keys and
+// state. Restarting a running server does nothing; a closed server cannot
+// be restarted.
+func (s *Server) Restart() error {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	select {
+	case <-s.done:
+		return errors.New("localidp: restart: the server is closed")
+	default:
+	}
+	if s.srv != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("localidp: restart: listen %s: %w", s.addr, err)
+	}
+	s.serve(ln)
+	s.logger.Info("localidp: listening again", "base_url", s.baseURL)
+	return nil
 }
 
 // dialableAddr turns a listener address into a host:port a client can dial:
@@ -297,9 +373,14 @@ func dialableAddr(a net.Addr) string {
 // result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.srvMu.Lock()
+		defer s.srvMu.Unlock()
 		close(s.done)
-		s.closeErr = s.srv.Close()
-		<-s.served
+		if s.srv != nil {
+			s.closeErr = s.srv.Close()
+			<-s.served
+			s.srv = nil
+		}
 	})
 	return s.closeErr
 }

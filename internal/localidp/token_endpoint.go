@@ -35,6 +35,7 @@ type tokenResponse struct {
 	ExtExpiresIn    int64  `json:"ext_expires_in"`
 	RefreshIn       int64  `json:"refresh_in,omitempty"`
 	AccessToken     string `json:"access_token"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 	ClientInfo      string `json:"client_info,omitempty"`
 }
@@ -69,6 +70,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.tokenRequests.Add(1)
+	defer s.trackInFlight()()
 	form, formErr := readTokenForm(w, r)
 	grant := form.Get("grant_type")
 	s.recordRequest(form, grant)
@@ -145,6 +147,7 @@ func (s *Server) recordRequest(form url.Values, grant string) {
 	s.recordMu.Lock()
 	defer s.recordMu.Unlock()
 	s.lastForm = cloneValues(form)
+	s.forms = append(s.forms, cloneValues(form))
 	if oid != "" {
 		s.oboRequestsBy[oid]++
 	}
@@ -422,10 +425,15 @@ func (s *Server) issue(tr *tokenRequest, oid string, requested []string, claims 
 // record remembers an issued token and builds the answer.
 func (s *Server) record(tr *tokenRequest, oid string, requested []string, token, tokenType string, exp time.Time) *tokenResponse {
 	scope := strings.Join(requested, " ")
+	var refresh string
+	if s.refreshTokens {
+		refresh = "rt." + randomUTI() + randomUTI()
+	}
 	s.recordMu.Lock()
 	s.issued = append(s.issued, IssuedToken{
 		Grant: tr.grant, ObjectID: oid, ClientID: tr.client.ID, Scope: scope, Token: token, ExpiresAt: time.Unix(exp.Unix(), 0),
 		TenantID: tr.tenant, TokenType: tokenType, ClientAuth: tr.auth, Audience: tr.form.Get("audience"),
+		RefreshToken: refresh,
 	})
 	s.recordMu.Unlock()
 	lifetime := int64(s.tokenLifetime / time.Second)
@@ -435,6 +443,7 @@ func (s *Server) record(tr *tokenRequest, oid string, requested []string, token,
 		ExpiresIn:    lifetime,
 		ExtExpiresIn: lifetime,
 		AccessToken:  token,
+		RefreshToken: refresh,
 	}
 	if s.refreshIn > 0 {
 		resp.RefreshIn = ceilSeconds(s.refreshIn)

@@ -160,7 +160,14 @@ func (s *Server) IssueToken(t UserToken) (string, error) {
 		}
 		claims[name] = value
 	}
-	return s.SignClaims(claims)
+	tok, err := s.SignClaims(claims)
+	if err != nil {
+		return "", err
+	}
+	s.recordMu.Lock()
+	s.minted = append(s.minted, tok)
+	s.recordMu.Unlock()
+	return tok, nil
 }
 
 func firstNonEmpty(values ...string) string {
