@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // CertificateKey is a client certificate with its private key, as loaded
@@ -58,7 +60,7 @@ const minRSABits = 2048
 // accepted. Errors name the file and say what is wrong; they never contain
 // key material.
 func LoadCertificateKey(certFile, keyFile string) (*CertificateKey, error) {
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := smallfile.Read(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("read certificate file: %w", err)
 	}
@@ -66,7 +68,7 @@ func LoadCertificateKey(certFile, keyFile string) (*CertificateKey, error) {
 	keyName := certFile
 	if keyFile != "" {
 		keyName = keyFile
-		if keyPEM, err = os.ReadFile(keyFile); err != nil {
+		if keyPEM, err = smallfile.Read(keyFile); err != nil {
 			return nil, fmt.Errorf("read key file: %w", err)
 		}
 	}

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // A Credential authenticates the gateway (API A, a confidential client) to
@@ -50,7 +51,7 @@ type SecretFile string
 
 // Apply reads the file and sets client_secret.
 func (f SecretFile) Apply(ctx context.Context, tokenEndpoint string, form url.Values) error {
-	b, err := os.ReadFile(string(f))
+	b, err := smallfile.Read(string(f))
 	if err != nil {
 		return &CredentialError{Credential: "secret_file", Err: fmt.Errorf("read client secret file: %w", err)}
 	}
@@ -72,7 +73,7 @@ type AssertionFile string
 
 // Apply reads the file and sets client_assertion_type and client_assertion.
 func (f AssertionFile) Apply(_ context.Context, _ string, form url.Values) error {
-	b, err := os.ReadFile(string(f))
+	b, err := smallfile.Read(string(f))
 	if err != nil {
 		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf("read federated token file: %w", err)}
 	}

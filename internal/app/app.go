@@ -193,6 +193,11 @@ func (a *App) Ready() bool {
 func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	h := a.handler.Load()
 	if h == nil {
+		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()
+		a.metrics.BadRequests.WithLabelValues("starting").Inc()
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
+			slog.String("reason", "starting"))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")

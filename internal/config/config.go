@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -366,7 +367,7 @@ const (
 // Problems when the content is not a valid configuration, and another error
 // when the file cannot be read.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := smallfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
@@ -591,7 +592,7 @@ func (c *Config) ClientSecret() (string, error) {
 	if c.Client.SecretFile == "" {
 		return "", errors.New("client: no client secret is configured (set client.secret or client.secret_file)")
 	}
-	data, err := os.ReadFile(c.Client.SecretFile)
+	data, err := smallfile.Read(c.Client.SecretFile)
 	if err != nil {
 		return "", fmt.Errorf("client.secret_file: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
-	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -267,7 +267,7 @@ func (c *Config) validateClient(v *validator) {
 	}
 	if cl.AssertionFile != "" {
 		n++
-		data, err := os.ReadFile(cl.AssertionFile)
+		data, err := smallfile.Read(cl.AssertionFile)
 		switch {
 		case err != nil:
 			v.add("client.assertion_file", "%s (on AKS the workload identity webhook mounts it when the pod has the label azure.workload.identity/use: \"true\")", err)
@@ -277,7 +277,7 @@ func (c *Config) validateClient(v *validator) {
 	}
 	if cl.SecretFile != "" {
 		n++
-		data, err := os.ReadFile(cl.SecretFile)
+		data, err := smallfile.Read(cl.SecretFile)
 		switch {
 		case err != nil:
 			v.add("client.secret_file", "%s", err)

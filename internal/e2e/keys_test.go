@@ -97,4 +97,10 @@ func TestNotReadyUntilAuthorityLoads(t *testing.T) {
 	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" || a.json(t)["error"] != "temporarily_unavailable" {
 		t.Errorf("request before the authority loaded: %d %q %s", a.status, a.header.Get("Retry-After"), a.body)
 	}
+	if l := e.metric(`obo_gateway_bad_requests_total{reason="starting"}`); len(l) != 1 || !strings.HasSuffix(l[0], " 1") {
+		t.Errorf("the refusal while starting is not counted: %v", l)
+	}
+	if !strings.Contains(e.logs.String(), `"reason":"starting"`) {
+		t.Error("the refusal while starting is not logged")
+	}
 }
