@@ -63,6 +63,17 @@ type Metrics struct {
 	// CAERetries counts requests retried with a new token B after a
 	// downstream continuous access evaluation challenge, by route.
 	CAERetries *prometheus.CounterVec
+	// L2Lookups counts reads of the Redis second level by result (hit,
+	// miss).
+	L2Lookups *prometheus.CounterVec
+	// L2Errors counts Redis failures by kind (timeout, unavailable,
+	// decode).
+	L2Errors *prometheus.CounterVec
+	// L2Duration observes Redis operations by op (get, set, del, lock).
+	L2Duration *prometheus.HistogramVec
+	// L2LockWaits counts waits for another replica's exchange by outcome
+	// (value, gave_up).
+	L2LockWaits *prometheus.CounterVec
 	// JWKSRefreshes counts fetches of the authority's key set by outcome
 	// (success, failure).
 	JWKSRefreshes *prometheus.CounterVec
@@ -142,6 +153,23 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "cae_retries_total",
 			Help: "Requests retried with a new token B after a downstream claims challenge, by route.",
 		}, []string{"route"}),
+		L2Lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "l2_lookups_total",
+			Help: "Reads of the Redis second-level cache, by result (hit, miss).",
+		}, []string{"result"}),
+		L2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "l2_errors_total",
+			Help: "Redis second-level failures, by kind (timeout, unavailable, decode).",
+		}, []string{"kind"}),
+		L2Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "l2_duration_seconds",
+			Help:    "Duration of Redis operations, by op (get, set, del, lock).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		}, []string{"op"}),
+		L2LockWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "l2_lock_waits_total",
+			Help: "Waits for another replica's exchange, by outcome (value, gave_up).",
+		}, []string{"outcome"}),
 		JWKSRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jwks_refreshes_total",
 			Help: "Fetches of the authority's key set, by outcome (success, failure).",
@@ -169,7 +197,8 @@ func New(version string) *Metrics {
 		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
 		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions, m.CacheRejections,
 		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes,
-		m.AuthorityRetries, m.BreakerState, m.ExchangeQueueRejections, build,
+		m.AuthorityRetries, m.BreakerState, m.ExchangeQueueRejections,
+		m.L2Lookups, m.L2Errors, m.L2Duration, m.L2LockWaits, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

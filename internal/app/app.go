@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/cache/rediscache"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
@@ -45,6 +46,7 @@ type App struct {
 	handler  atomic.Pointer[proxy.Handler]
 	keys     atomic.Pointer[proxy.KeySet]
 	verified *proxy.VerifiedCache // set with handler; read after bg.Wait
+	l2       *rediscache.Store    // nil without cache.redis
 	draining atomic.Bool
 
 	bgCtx    context.Context
@@ -64,7 +66,16 @@ func New(opts Options) (*App, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := metrics.New(opts.Version)
+	l2, err := newSecondLevel(cfg.Cache.Redis, m)
+	if err != nil {
+		return nil, err
+	}
+	var second cache.SecondLevel // stays a nil interface without Redis
+	if l2 != nil {
+		second = l2
+	}
 	c, err := cache.New(cache.Config{
+		L2:       second,
 		MaxBytes: int64(cfg.Cache.MaxBytes),
 		OnEvict:  m.CacheEvictions.Inc,
 		OnReject: m.CacheRejections.Inc,
@@ -77,10 +88,13 @@ func New(opts Options) (*App, error) {
 		},
 	})
 	if err != nil {
+		if l2 != nil {
+			_ = l2.Close()
+		}
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m.ObserveCache(c.Len, c.Bytes)
-	a := &App{cfg: cfg, log: log, metrics: m, cache: c}
+	a := &App{cfg: cfg, log: log, metrics: m, cache: c, l2: l2}
 	m.ObserveKeys(func() int {
 		if k := a.keys.Load(); k != nil {
 			return k.Len()
@@ -178,6 +192,9 @@ func (a *App) Close() {
 		a.verified.Close()
 	}
 	a.cache.Close()
+	if a.l2 != nil {
+		_ = a.l2.Close()
+	}
 }
 
 // Ready reports whether the gateway can validate tokens and exchange them:
@@ -406,4 +423,37 @@ func (a *App) buildHandler(ctx context.Context) error {
 	a.handler.Store(h)
 	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
 	return nil
+}
+
+// newSecondLevel connects the Redis second level when cache.redis is
+// configured; it returns nil otherwise. Redis is not contacted here: the
+// store dials on first use, and /readyz never depends on it.
+func newSecondLevel(r config.Redis, m *metrics.Metrics) (*rediscache.Store, error) {
+	if !r.Configured() {
+		return nil, nil
+	}
+	keys, err := rediscache.ReadKeyFile(r.EncryptionKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("app: cache.redis: %w", err)
+	}
+	password, err := r.RedisPassword()
+	if err != nil {
+		return nil, fmt.Errorf("app: cache.redis.password_file: %w", err)
+	}
+	st, err := rediscache.New(rediscache.Config{
+		URL: r.URL, Username: r.Username, Password: password, Cluster: bool(r.Cluster),
+		KeyPrefix: r.KeyPrefix, Keys: keys, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
+		LockWait: r.LockWait.D(),
+		Observer: rediscache.Observer{
+			Hit:      m.L2Lookups.WithLabelValues("hit").Inc,
+			Miss:     m.L2Lookups.WithLabelValues("miss").Inc,
+			Error:    func(kind string) { m.L2Errors.WithLabelValues(kind).Inc() },
+			Latency:  func(op string, d time.Duration) { m.L2Duration.WithLabelValues(op).Observe(d.Seconds()) },
+			LockWait: func(outcome string) { m.L2LockWaits.WithLabelValues(outcome).Inc() },
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: cache.redis: %w", err)
+	}
+	return st, nil
 }

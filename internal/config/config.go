@@ -332,6 +332,9 @@ type Cache struct {
 	// tenant, user, scopes and the token's authentication contexts) or
 	// CacheKeyAssertion (the SHA-256 of token A itself, as MSAL does).
 	Key string `yaml:"key"`
+	// Redis, when its URL is set, is a second level shared by the
+	// replicas, encrypted at rest.
+	Redis Redis `yaml:"redis"`
 }
 
 // The values of Cache.Key.
@@ -576,6 +579,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 		c.Inbound.VerifiedCacheBytes = defaultVerifiedBytes
 	}
 	setString(&c.Cache.Key, CacheKeyUser)
+	c.applyRedisDefaults(isSet)
 	if !isSet("cache.max_bytes") {
 		c.Cache.MaxBytes = defaultCacheMaxBytes
 	}
@@ -610,6 +614,10 @@ func (c *Config) Redacted() *Config {
 	if r.Client.Secret != "" {
 		r.Client.Secret = "REDACTED"
 	}
+	if r.Cache.Redis.Password != "" {
+		r.Cache.Redis.Password = "REDACTED"
+	}
+	r.Client.Capabilities = cloneStrings(c.Client.Capabilities)
 	r.Inbound.Audiences = cloneStrings(c.Inbound.Audiences)
 	r.Inbound.AllowedTenants = cloneStrings(c.Inbound.AllowedTenants)
 	r.Inbound.RequiredScopes = cloneStrings(c.Inbound.RequiredScopes)

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/obo-gateway/obo-gateway/internal/echo"
+	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/redistest"
+)
+
+// replicaEnv is an identity provider, an echo API and a Redis shared by
+// several gateway processes.
+type replicaEnv struct {
+	idp   *localidp.Server
+	redis *redistest.Server
+	yaml  string
+}
+
+func newReplicaEnv(t *testing.T) *replicaEnv {
+	t.Helper()
+	rs := redistest.Start(t)
+	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoSrv := &http.Server{Handler: echo.NewHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = echoSrv.Serve(ln) }()
+	t.Cleanup(func() { echoSrv.Close() })
+
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyFile := filepath.Join(t.TempDir(), "redis-keys")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+log: {format: json}
+authority: {url: %q}
+client: {id: %q, secret: %q}
+inbound:
+  audiences: [%q]
+routes:
+  - name: echo
+    path_prefix: /echo
+    upstream: http://%s/api
+    scopes: [api://echo-api/Echo.Read]
+cache:
+  redis:
+    url: %s
+    encryption_key_file: %s
+    timeout: 100ms
+`, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), rs.URL(), keyFile)
+	return &replicaEnv{idp: idp, redis: rs, yaml: yaml}
+}
+
+func (r *replicaEnv) token(t *testing.T, oid string) string {
+	t.Helper()
+	tok, err := r.idp.IssueToken(localidp.UserToken{ObjectID: oid, Audience: drainAPI, Scopes: []string{"access_as_user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func call(t *testing.T, addr, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/echo/x", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("request to %s: %v", addr, err)
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func metricValue(t *testing.T, admin, series string) string {
+	t.Helper()
+	res, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, series+" ") {
+			return strings.TrimPrefix(l, series+" ")
+		}
+	}
+	return ""
+}
+
+// TestReplicasShareTokensThroughRedis runs two gateway processes over one
+// Redis: concurrent first requests of a user spread over both cause one
+// exchange; Redis holds no readable token or user id; a replica started
+// later finds the token in Redis.
+func TestReplicasShareTokensThroughRedis(t *testing.T) {
+	env := newReplicaEnv(t)
+	env.idp.SetLatency(150 * time.Millisecond)
+	g1, g2 := startGateway(t, env.yaml), startGateway(t, env.yaml)
+	tokA := env.token(t, "shared-user")
+
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := g1.addr
+			if i%2 == 1 {
+				addr = g2.addr
+			}
+			if s := call(t, addr, tokA); s != 200 {
+				t.Errorf("replica %d: status %d", i%2, s)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := env.idp.OnBehalfOfRequestsFor("shared-user"); n != 1 {
+		t.Errorf("40 concurrent first requests over two replicas caused %d exchanges, want 1", n)
+	}
+
+	// What a reader of Redis sees.
+	rc := redis.NewClient(&redis.Options{Addr: env.redis.Addr()})
+	defer rc.Close()
+	ctx := context.Background()
+	keys, err := rc.Keys(ctx, "*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("Redis keys: %v %v", keys, err)
+	}
+	tokB := env.idp.IssuedTokens()[0].Token
+	for _, k := range keys {
+		v, _ := rc.Get(ctx, k).Result()
+		for _, secret := range []string{tokA, tokB, "shared-user", strings.Split(tokB, ".")[1]} {
+			if strings.Contains(k, secret) || strings.Contains(v, secret) {
+				t.Errorf("Redis key or value reveals a token or the user id")
+			}
+		}
+	}
+
+	// A restarted replica (a new process) finds token B in Redis.
+	_ = g1.cmd.Process.Kill()
+	<-g1.exited
+	g3 := startGateway(t, env.yaml)
+	if s := call(t, g3.addr, tokA); s != 200 {
+		t.Fatalf("restarted replica: %d", s)
+	}
+	if n := env.idp.OnBehalfOfRequestsFor("shared-user"); n != 1 {
+		t.Errorf("the restarted replica exchanged again (%d exchanges)", n)
+	}
+	if v := metricValue(t, g3.admin, `obo_gateway_l2_lookups_total{result="hit"}`); v != "1" {
+		t.Errorf("restarted replica's L2 hits = %q, want 1", v)
+	}
+}
+
+// TestRedisKilledMidLoadFailsNoRequest kills Redis under load: every
+// request still succeeds, from the local cache or by an exchange.
+func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
+	env := newReplicaEnv(t)
+	g := startGateway(t, env.yaml)
+	cached := env.token(t, "cached-user")
+	if s := call(t, g.addr, cached); s != 200 {
+		t.Fatal(s)
+	}
+	var sent, failed atomic.Int64
+	var n atomic.Int64
+	stop := time.Now().Add(2500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				tok := cached
+				if w%2 == 0 { // a new user: an exchange, through Redis while it lives
+					tok = env.token(t, fmt.Sprintf("new-%d", n.Add(1)))
+				}
+				sent.Add(1)
+				if s := call(t, g.addr, tok); s != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(800 * time.Millisecond)
+	env.redis.Stop()
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed while Redis died", failed.Load(), sent.Load())
+	}
+	if sent.Load() < 20 {
+		t.Fatalf("only %d requests sent; the test proves little", sent.Load())
+	}
+	errs := metricValue(t, g.admin, `obo_gateway_l2_errors_total{kind="unavailable"}`) + metricValue(t, g.admin, `obo_gateway_l2_errors_total{kind="timeout"}`)
+	if errs == "" {
+		t.Error("Redis failures were not counted")
+	}
+	res, err := http.Get("http://" + g.admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("/readyz = %d with Redis down; readiness must not depend on Redis", res.StatusCode)
+	}
+}

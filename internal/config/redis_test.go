@@ -1,0 +1,67 @@
+package config
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRedisSection(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	_ = os.WriteFile(keys, []byte("# newest first\n"+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600)
+	badKeys := filepath.Join(dir, "bad")
+	_ = os.WriteFile(badKeys, []byte(base64.StdEncoding.EncodeToString(make([]byte, 16))+"\n"), 0o600)
+	pw := filepath.Join(dir, "pw")
+	_ = os.WriteFile(pw, []byte("hunter2\n"), 0o600)
+
+	tests := []struct {
+		name  string
+		redis Redis
+		keys  []string // problem keys, none when valid
+	}{
+		{"off", Redis{}, nil},
+		{"loopback", Redis{URL: "redis://127.0.0.1:6379", EncryptionKeyFile: keys, Timeout: Duration(50 * time.Millisecond)}, nil},
+		{"tls", Redis{URL: "rediss://cache.redis.cache.windows.net:6380", EncryptionKeyFile: keys, PasswordFile: pw, Timeout: Duration(time.Second)}, nil},
+		{"plain tcp to a remote host", Redis{URL: "redis://cache.example.com:6379", EncryptionKeyFile: keys, Timeout: Duration(time.Second)}, []string{"cache.redis.url"}},
+		{"not a redis url", Redis{URL: "http://x", EncryptionKeyFile: keys, Timeout: Duration(time.Second)}, []string{"cache.redis.url"}},
+		{"no encryption key", Redis{URL: "redis://127.0.0.1:1", Timeout: Duration(time.Second)}, []string{"cache.redis.encryption_key_file"}},
+		{"short key", Redis{URL: "redis://127.0.0.1:1", EncryptionKeyFile: badKeys, Timeout: Duration(time.Second)}, []string{"cache.redis.encryption_key_file"}},
+		{"two passwords", Redis{URL: "redis://127.0.0.1:1", EncryptionKeyFile: keys, Password: "a", PasswordFile: pw, Timeout: Duration(time.Second)}, []string{"cache.redis"}},
+		{"zero timeout", Redis{URL: "redis://127.0.0.1:1", EncryptionKeyFile: keys}, []string{"cache.redis.timeout"}},
+		{"keys without url", Redis{EncryptionKeyFile: keys}, []string{"cache.redis.url"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			c.Cache.Redis = tc.redis
+			err := c.Validate()
+			var got []string
+			if ps, ok := err.(Problems); ok {
+				for _, p := range ps {
+					got = append(got, p.Key)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.keys, ",") {
+				t.Errorf("problems at %v, want %v (%v)", got, tc.keys, err)
+			}
+		})
+	}
+}
+
+func TestRedisDefaultsAndRedaction(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	_ = os.WriteFile(keys, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600)
+	c := mustParse(t, minimal+"cache:\n  redis:\n    url: redis://127.0.0.1:6379\n    password: s3cr3t-redis\n    encryption_key_file: "+keys+"\n", testEnv)
+	r := c.Cache.Redis
+	if r.KeyPrefix != "obo-gateway:" || r.Timeout.D() != 50*time.Millisecond || r.LockWait.D() != 2*time.Second {
+		t.Errorf("defaults: %+v", r)
+	}
+	if c.Redacted().Cache.Redis.Password != "REDACTED" || c.Cache.Redis.Password != "s3cr3t-redis" {
+		t.Error("Redacted does not hide the Redis password, or changed the original")
+	}
+}
