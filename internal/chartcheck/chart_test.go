@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -661,6 +662,7 @@ func TestRenderedConfigPassesCheck(t *testing.T) {
 		// Issue 3 (see above): asserted once the gateway has the key.
 		{name: "examples/certificate.yaml", values: []string{"examples/certificate.yaml"}, mustPass: true, requires: "client.certificate"},
 		{name: "examples/workload-identity.yaml", values: []string{"examples/workload-identity.yaml"}, mustPass: true, requires: "client.assertion_file"},
+		{name: "examples/secret.yaml with Redis", values: []string{"examples/secret.yaml"}, sets: redisSets, mustPass: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -696,6 +698,60 @@ func TestRenderedConfigPassesCheck(t *testing.T) {
 	}
 }
 
+// redisDir is where the chart mounts the Redis Secret.
+const redisDir = "/var/run/secrets/obo-gateway/redis"
+
+// redisSets turn the Redis second level on.
+var redisSets = []string{
+	"gateway.redis.enabled=true",
+	"gateway.redis.url=rediss://api-a.redis.cache.windows.net:6380",
+	"gateway.redis.existingSecret=api-a-obo-redis",
+	"gateway.redis.passwordKey=password",
+}
+
+// TestRedisValues checks the Redis settings: the configuration's
+// cache.redis, the Secret volume with the encryption keys and the password,
+// and its read-only mount in the sidecar.
+func TestRedisValues(t *testing.T) {
+	helm(t)
+	w := decodeWorkload(t, render(t, []string{"examples/secret.yaml"}, redisSets...))
+	for _, want := range []string{
+		"url: rediss://api-a.redis.cache.windows.net:6380",
+		"encryption_key_file: " + redisDir + "/encryption-keys",
+		"password_file: " + redisDir + "/password",
+	} {
+		if !strings.Contains(w.configText, want) {
+			t.Errorf("configuration lacks %q:\n%s", want, w.configText)
+		}
+	}
+	var vol *corev1.Volume
+	for i := range w.deploy.Spec.Template.Spec.Volumes {
+		if v := &w.deploy.Spec.Template.Spec.Volumes[i]; v.Secret != nil && v.Secret.SecretName == "api-a-obo-redis" {
+			vol = v
+		}
+	}
+	if vol == nil || len(vol.Secret.Items) != 2 {
+		t.Fatalf("no Secret volume with the encryption keys and the password: %+v", vol)
+	}
+	mounted := false
+	spec := w.deploy.Spec.Template.Spec
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		for _, m := range c.VolumeMounts {
+			if m.Name == vol.Name && m.MountPath == redisDir && m.ReadOnly {
+				mounted = c.Name == "obo-gateway"
+			}
+		}
+	}
+	if !mounted {
+		t.Error("the Redis Secret is not mounted read-only in the sidecar")
+	}
+	// Off by default: no cache.redis, no volume.
+	plain := decodeWorkload(t, render(t, []string{"examples/secret.yaml"}))
+	if strings.Contains(plain.configText, "redis") {
+		t.Error("cache.redis rendered although gateway.redis is off")
+	}
+}
+
 // withLocalCredentialFiles rewrites the credential paths of a rendered
 // configuration, which exist only in the pod, to temporary files with dummy
 // content.
@@ -708,6 +764,8 @@ func withLocalCredentialFiles(t *testing.T, config string) string {
 		{certDir + "/tls.crt", certPEM},
 		{certDir + "/tls.key", keyPEM},
 		{tokenFile, "dummy.federated.token\n"},
+		{redisDir + "/encryption-keys", base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"},
+		{redisDir + "/password", "dummy-redis-password\n"},
 	} {
 		if !strings.Contains(config, f.path) {
 			continue

@@ -129,8 +129,31 @@ gateway.credential.type.
 {{- $_ := set $client "assertion_file" (include "obo-gateway.sidecarTokenPath" .) -}}
 {{- end -}}
 {{- $_ := set $cfg "client" $client -}}
+{{- $redis := .gateway.redis | default dict -}}
+{{- if $redis.enabled -}}
+{{- $cache := $cfg.cache | default dict -}}
+{{- if hasKey $cache "redis" -}}
+{{- fail "gateway.config.cache.redis: the chart sets it from gateway.redis; remove it" -}}
+{{- end -}}
+{{- if not $redis.url -}}
+{{- fail "gateway.redis.url: required when gateway.redis.enabled" -}}
+{{- end -}}
+{{- $dir := include "obo-gateway.redisDir" . -}}
+{{- $r := dict "url" $redis.url "encryption_key_file" (printf "%s/encryption-keys" $dir) -}}
+{{- if $redis.passwordKey -}}
+{{- $_ := set $r "password_file" (printf "%s/password" $dir) -}}
+{{- end -}}
+{{- with $redis.username }}{{ $_ := set $r "username" . }}{{ end -}}
+{{- if $redis.cluster }}{{ $_ := set $r "cluster" true }}{{ end -}}
+{{- with $redis.keyPrefix }}{{ $_ := set $r "key_prefix" . }}{{ end -}}
+{{- with $redis.timeout }}{{ $_ := set $r "timeout" . }}{{ end -}}
+{{- $_ := set $cache "redis" $r -}}
+{{- $_ := set $cfg "cache" $cache -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end }}
+
+{{- define "obo-gateway.redisDir" -}}/var/run/secrets/obo-gateway/redis{{- end }}
 
 {{- define "obo-gateway.sidecarConfigChecksum" -}}
 {{- include "obo-gateway.sidecarConfig" . | sha256sum -}}
@@ -283,6 +306,11 @@ initContainers:.
       mountPath: {{ include "obo-gateway.sidecarTokenPath" . | dir }}
       readOnly: true
     {{- end }}
+    {{- if dig "redis" "enabled" false .gateway }}
+    - name: obo-gateway-redis
+      mountPath: {{ include "obo-gateway.redisDir" . }}
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/*
@@ -320,5 +348,19 @@ The sidecar's volumes, as list items for volumes:.
           audience: {{ dig "credential" "workloadIdentity" "audience" "api://AzureADTokenExchange" .gateway }}
           expirationSeconds: {{ dig "credential" "workloadIdentity" "expirationSeconds" 3600 .gateway | int }}
           path: {{ include "obo-gateway.sidecarTokenPath" . | base }}
+{{- end }}
+{{- $redis := .gateway.redis | default dict }}
+{{- if $redis.enabled }}
+- name: obo-gateway-redis
+  secret:
+    secretName: {{ required "gateway.redis.existingSecret: the Secret holding the Redis encryption keys is required" $redis.existingSecret }}
+    defaultMode: 0444
+    items:
+      - key: {{ $redis.encryptionKeysKey | default "encryption-keys" }}
+        path: encryption-keys
+      {{- with $redis.passwordKey }}
+      - key: {{ . }}
+        path: password
+      {{- end }}
 {{- end }}
 {{- end }}
