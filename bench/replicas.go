@@ -52,7 +52,7 @@ func replicas(ctx context.Context, upstream string, n, users int) error {
 		idp.SetLatency(50 * time.Millisecond)
 		extra := ""
 		if withRedis {
-			extra = fmt.Sprintf("  redis:\n    url: redis://127.0.0.1:%d\n    encryption_key_file: %s\n    key_prefix: bench-%d:\n", port, keyFile, time.Now().UnixNano())
+			extra = fmt.Sprintf("  redis:\n    url: redis://127.0.0.1:%d\n    encryption_key_file: %s\n    key_prefix: \"bench-%d:\"\n", port, keyFile, time.Now().UnixNano())
 		}
 		var gws []*app.App
 		var stops []func()

@@ -129,7 +129,7 @@ type Handler struct {
 	// token A needs, not what token B is for.
 	requiredScope string
 	// strip holds the headers removed from every request (stripList).
-	strip      map[string]bool
+	strip      stripSet
 	maxHeaders int
 }
 
@@ -215,6 +215,7 @@ func New(cfg Config) (*Handler, error) {
 			transports[tkey] = tr
 		}
 		rt.proxy = h.newReverseProxy(rt, tr)
+		rt.metrics = newRouteMetrics(h.m, rt.name)
 		h.routes = append(h.routes, rt)
 	}
 	return h, nil
@@ -398,13 +399,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 
 	routeName, result, reason, fp := "none", "", "", ""
+	var rm *routeMetrics // set once the route is known
 	defer func() {
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
-		h.m.RequestDuration.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+		if rm != nil {
+			rm.request(r.Method, status)
+			rm.duration.Observe(time.Since(start).Seconds())
+		} else {
+			h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
+			h.m.RequestDuration.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+		}
+		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
 		attrs := []slog.Attr{
 			slog.String("route", routeName),
 			slog.String("method", r.Method),
@@ -445,7 +455,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, http.StatusNotFound, "", errorBody{Error: "not_found", Description: "no route matches this path"})
 		return
 	}
-	routeName = rt.name
+	routeName, rm = rt.name, rt.metrics
 
 	raw, err := bearerToken(r.Header)
 	if err == nil {
@@ -493,7 +503,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		return h.exchange(ctx, rt, key, raw, claims.TenantID, fp, "")
 	})
 	*result = res.String()
-	h.m.CacheLookups.WithLabelValues(rt.name, *result).Inc()
+	rt.metrics.lookups[res].Inc()
 	if err != nil {
 		if r.Context().Err() != nil {
 			*reason = "client_closed"

@@ -53,16 +53,25 @@ var identityHeaders = []string{
 // and to Cookie unless the route forwards cookies.
 func IdentityHeaders() []string { return slices.Clone(identityHeaders) }
 
-// stripList returns the identity headers and extra, normalised by
-// headerKey, as a set.
-func stripList(extra []string) map[string]bool {
-	out := make(map[string]bool)
+// stripSet is the set of headers removed from inbound requests, kept in
+// two forms: folded by headerKey (any spelling), and canonical (the form
+// net/http gives almost every header name), so that the common case costs
+// no allocation.
+type stripSet struct {
+	folded    map[string]bool
+	canonical map[string]bool
+}
+
+// stripList returns the identity headers and extra as a stripSet.
+func stripList(extra []string) stripSet {
+	s := stripSet{folded: make(map[string]bool), canonical: make(map[string]bool)}
 	for _, h := range append(IdentityHeaders(), extra...) {
 		if k := headerKey(strings.TrimSpace(h)); k != "" {
-			out[k] = true
+			s.folded[k] = true
+			s.canonical[http.CanonicalHeaderKey(k)] = true
 		}
 	}
-	return out
+	return s
 }
 
 // headerKey folds a header name for comparison: lower case, with "_" read
@@ -75,12 +84,20 @@ func headerKey(name string) string {
 // stripInbound removes from h, the outbound copy of an inbound request's
 // header, what the caller must not be able to tell the upstream: every
 // X-Forwarded-* header and Forwarded (the gateway sets its own), the
-// headers of strip (a stripList), and Cookie unless cookies is set. Names
-// are compared with headerKey.
-func stripInbound(h http.Header, strip map[string]bool, cookies bool) {
+// headers of strip, and Cookie unless cookies is set. Names are compared
+// with headerKey.
+func stripInbound(h http.Header, strip stripSet, cookies bool) {
 	for k := range h {
+		if k == http.CanonicalHeaderKey(k) && !strings.Contains(k, "_") {
+			// Canonical names compare without folding.
+			if strings.HasPrefix(k, "X-Forwarded-") || k == "Forwarded" || strip.canonical[k] ||
+				!cookies && (k == "Cookie" || k == "Cookie2") {
+				delete(h, k)
+			}
+			continue
+		}
 		n := headerKey(k)
-		if strings.HasPrefix(n, "x-forwarded-") || n == "forwarded" || strip[n] ||
+		if strings.HasPrefix(n, "x-forwarded-") || n == "forwarded" || strip.folded[n] ||
 			!cookies && (n == "cookie" || n == "cookie2") {
 			delete(h, k)
 		}

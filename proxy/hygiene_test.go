@@ -57,12 +57,12 @@ func TestStripInbound(t *testing.T) {
 
 func TestStripListFoldsNames(t *testing.T) {
 	l := stripList([]string{"x-ms-client-principal", "X-Extra", "x_extra", ""})
-	if n := len(l); n != len(identityHeaders)+1 {
+	if n := len(l.folded); n != len(identityHeaders)+1 || len(l.canonical) != n {
 		t.Errorf("%d names, want the %d identity headers and x-extra: %v", n, len(identityHeaders), l)
 	}
-	for k := range l {
-		if k != headerKey(k) || k == "" {
-			t.Errorf("%q is not folded", k)
+	for k := range l.folded {
+		if k != headerKey(k) || k == "" || !l.canonical[http.CanonicalHeaderKey(k)] {
+			t.Errorf("%q is not folded, or has no canonical form", k)
 		}
 	}
 	ih := IdentityHeaders()

@@ -71,6 +71,7 @@ type route struct {
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies
 	proxy    *httputil.ReverseProxy
+	metrics  *routeMetrics
 
 	audience, requestedType string
 	present                 obo.Presentation
