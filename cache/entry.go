@@ -46,17 +46,7 @@ func NewEntry(key, token, tokenType string, issuedAt, expiresAt time.Time, refre
 	if refreshIn > 0 && issuedAt.Add(refreshIn).Before(usable) {
 		refresh = issuedAt.Add(refreshIn)
 	}
-	e := &Entry{
-		Key:         key,
-		Token:       token,
-		TokenType:   tokenType,
-		IssuedAt:    issuedAt,
-		ExpiresAt:   expiresAt,
-		UsableUntil: usable,
-		RefreshAt:   refresh,
-	}
-	e.nextRefresh.Store(refresh.UnixNano())
-	return e
+	return RestoreEntry(key, token, tokenType, issuedAt, expiresAt, usable, refresh)
 }
 
 // Usable reports whether the entry may be served at now.

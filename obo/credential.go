@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -51,13 +52,9 @@ type SecretFile string
 
 // Apply reads the file and sets client_secret.
 func (f SecretFile) Apply(ctx context.Context, tokenEndpoint string, form url.Values) error {
-	b, err := smallfile.Read(string(f))
+	s, err := smallfile.ReadSecret(string(f))
 	if err != nil {
-		return &CredentialError{Credential: "secret_file", Err: fmt.Errorf("read client secret file: %w", err)}
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return &CredentialError{Credential: "secret_file", Err: fmt.Errorf("client secret file %s is empty", string(f))}
+		return &CredentialError{Credential: "secret_file", Err: fileError("client secret file", err)}
 	}
 	return ClientSecret(s).Apply(ctx, tokenEndpoint, form)
 }
@@ -73,13 +70,9 @@ type AssertionFile string
 
 // Apply reads the file and sets client_assertion_type and client_assertion.
 func (f AssertionFile) Apply(_ context.Context, _ string, form url.Values) error {
-	b, err := smallfile.Read(string(f))
+	tok, err := smallfile.ReadSecret(string(f))
 	if err != nil {
-		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf("read federated token file: %w", err)}
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf("federated token file %s is empty", string(f))}
+		return &CredentialError{Credential: "assertion_file", Err: fileError("federated token file", err)}
 	}
 	if exp, ok := jwtExpiry(tok); ok && time.Now().After(exp) {
 		return &CredentialError{Credential: "assertion_file", Err: fmt.Errorf(
@@ -118,4 +111,13 @@ func peekClaims(tok string, dst any) bool {
 		return false
 	}
 	return json.Unmarshal(b, dst) == nil
+}
+
+// fileError describes a failure to read a credential file: "read <what>:
+// <error>", or "<what> <path> is empty".
+func fileError(what string, err error) error {
+	if errors.Is(err, smallfile.ErrEmpty) {
+		return fmt.Errorf("%s %w", what, err)
+	}
+	return fmt.Errorf("read %s: %w", what, err)
 }

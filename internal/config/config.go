@@ -596,13 +596,9 @@ func (c *Config) ClientSecret() (string, error) {
 	if c.Client.SecretFile == "" {
 		return "", errors.New("client: no client secret is configured (set client.secret or client.secret_file)")
 	}
-	data, err := smallfile.Read(c.Client.SecretFile)
+	secret, err := smallfile.ReadSecret(c.Client.SecretFile)
 	if err != nil {
 		return "", fmt.Errorf("client.secret_file: %w", err)
-	}
-	secret := strings.TrimSpace(string(data))
-	if secret == "" {
-		return "", fmt.Errorf("client.secret_file: %s is empty", c.Client.SecretFile)
 	}
 	return secret, nil
 }

@@ -85,10 +85,8 @@ func (c *Config) validateRedis(v *validator) {
 		v.add("cache.redis", "set password or password_file, not both")
 	}
 	if r.PasswordFile != "" {
-		if b, err := smallfile.Read(r.PasswordFile); err != nil {
+		if _, err := smallfile.ReadSecret(r.PasswordFile); err != nil {
 			v.add("cache.redis.password_file", "%s", err)
-		} else if strings.TrimSpace(string(b)) == "" {
-			v.add("cache.redis.password_file", "%s is empty", r.PasswordFile)
 		}
 	}
 	if r.EncryptionKeyFile == "" {
@@ -113,9 +111,5 @@ func (r Redis) RedisPassword() (string, error) {
 	if r.PasswordFile == "" {
 		return r.Password, nil
 	}
-	b, err := smallfile.Read(r.PasswordFile)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
+	return smallfile.ReadSecret(r.PasswordFile)
 }

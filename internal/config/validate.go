@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/textproto"
@@ -268,22 +269,17 @@ func (c *Config) validateClient(v *validator) {
 	}
 	if cl.AssertionFile != "" {
 		n++
-		data, err := smallfile.Read(cl.AssertionFile)
-		switch {
+		switch _, err := smallfile.ReadSecret(cl.AssertionFile); {
+		case errors.Is(err, smallfile.ErrEmpty):
+			v.add("client.assertion_file", "%s", err)
 		case err != nil:
 			v.add("client.assertion_file", "%s (on AKS the workload identity webhook mounts it when the pod has the label azure.workload.identity/use: \"true\")", err)
-		case strings.TrimSpace(string(data)) == "":
-			v.add("client.assertion_file", "%s is empty", cl.AssertionFile)
 		}
 	}
 	if cl.SecretFile != "" {
 		n++
-		data, err := smallfile.Read(cl.SecretFile)
-		switch {
-		case err != nil:
+		if _, err := smallfile.ReadSecret(cl.SecretFile); err != nil {
 			v.add("client.secret_file", "%s", err)
-		case strings.TrimSpace(string(data)) == "":
-			v.add("client.secret_file", "%s is empty", cl.SecretFile)
 		}
 	}
 	if n != 1 {

@@ -6,9 +6,11 @@
 package smallfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // MaxBytes is the largest file Read accepts.
@@ -37,4 +39,22 @@ func Read(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxBytes)
 	}
 	return b, nil
+}
+
+// ErrEmpty is returned by ReadSecret for a file holding only white space.
+var ErrEmpty = errors.New("is empty")
+
+// ReadSecret returns the content of the file at path (as Read) without its
+// surrounding white space: a secret, password or token mounted as a file.
+// A file with nothing else is an error matching ErrEmpty, "<path> is empty".
+func ReadSecret(path string) (string, error) {
+	b, err := Read(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s %w", path, ErrEmpty)
+	}
+	return s, nil
 }
