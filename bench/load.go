@@ -16,9 +16,15 @@ type result struct {
 	errors   int
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	cpu      time.Duration // CPU time the server under test spent, when known
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+// perRequest is the server's CPU time per request in microseconds.
+func perRequest(r result) float64 {
+	return float64(r.cpu.Nanoseconds()) / 1000 / float64(max(r.requests, 1))
+}
 
 // target gives each request its URL and token; worker is the index of the
 // connection, n the request's sequence number on it.

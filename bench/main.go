@@ -19,11 +19,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -48,18 +45,37 @@ const (
 	scope    = "api://bench-upstream/Data.Read"
 )
 
+// options are the bench's flags.
+type options struct {
+	conns, rounds, users, memUsers int
+	duration, refreshFor           time.Duration
+	logRequests, pin, wrk          bool
+	loadCPUs                       int
+	gatewayBin                     string
+}
+
 func main() {
-	var (
-		conns       = flag.Int("conns", 64, "concurrent connections")
-		duration    = flag.Duration("duration", 5*time.Second, "length of each throughput phase")
-		rounds      = flag.Int("rounds", 3, "interleaved rounds of the throughput phases (the median counts)")
-		users       = flag.Int("users", 1000, "distinct users in the warm phases")
-		refreshFor  = flag.Duration("refresh-duration", time.Minute, "length of the refresh-ahead phase")
-		memUsers    = flag.Int("memory-users", 100_000, "users in the memory phase")
-		quick       = flag.Bool("quick", false, "short phases (2s throughput, 10s refresh-ahead, 20k users)")
-		logRequests = flag.Bool("log-requests", true, "gateway writes its per-request log line (to a discarding writer)")
-		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
-	)
+	if len(os.Args) > 1 && os.Args[1] == "child" {
+		if err := childMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.IntVar(&o.conns, "conns", 64, "concurrent connections")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each throughput phase")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of the throughput phases (the median counts)")
+	flag.IntVar(&o.users, "users", 1000, "distinct users in the warm phases")
+	flag.DurationVar(&o.refreshFor, "refresh-duration", time.Minute, "length of the refresh-ahead phase")
+	flag.IntVar(&o.memUsers, "memory-users", 100_000, "users in the memory phase")
+	quick := flag.Bool("quick", false, "short phases (2s throughput, 10s refresh-ahead, 20k users)")
+	flag.BoolVar(&o.logRequests, "log-requests", true, "gateway writes its per-request log line (to the null device)")
+	flag.BoolVar(&o.pin, "pin", true, "pin the load generator and the servers to disjoint CPUs with taskset")
+	flag.IntVar(&o.loadCPUs, "load-cpus", 1, "CPUs given to the load generator when pinning")
+	flag.BoolVar(&o.wrk, "wrk", true, "use wrk as the load generator when it is installed (otherwise the Go one)")
+	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "obo-gateway binary to measure (default: built from this checkout)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (not the servers) to `FILE`")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -71,9 +87,9 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *quick {
-		*duration, *rounds, *refreshFor, *memUsers = 2*time.Second, 1, 10*time.Second, 20_000
+		o.duration, o.rounds, o.refreshFor, o.memUsers = 2*time.Second, 1, 10*time.Second, 20_000
 	}
-	if err := benchmark(*conns, *duration, *rounds, *users, *refreshFor, *memUsers, *logRequests); err != nil {
+	if err := benchmark(o); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -90,18 +106,14 @@ func listen(h http.Handler) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// gateway starts a gateway in front of upstream.
-func gateway(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool) (*app.App, func(), error) {
-	return gatewayWith(idp, upstream, verifiedCache, logRequests, "")
-}
-
-// gatewayWith starts a gateway whose cache section gets cacheExtra lines.
-func gatewayWith(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool, cacheExtra string) (*app.App, func(), error) {
+// gatewayYAML is the gateway's configuration for the bench: one route in
+// front of upstream, with cacheExtra lines appended to the cache section.
+func gatewayYAML(idp *localidp.Server, upstream, verifiedCache string, logRequests bool, cacheExtra string) string {
 	level := "info"
 	if !logRequests {
 		level = "warn"
 	}
-	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+	return fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 log: {level: %s}
 authority: {url: %q}
@@ -118,6 +130,17 @@ routes:
 cache:
   max_bytes: 64MiB
 %s`, level, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope, cacheExtra)
+}
+
+// gateway starts a gateway in this process, in front of upstream.
+func gateway(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool) (*app.App, func(), error) {
+	return gatewayWith(idp, upstream, verifiedCache, logRequests, "")
+}
+
+// gatewayWith starts a gateway in this process, whose cache section gets
+// cacheExtra lines.
+func gatewayWith(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool, cacheExtra string) (*app.App, func(), error) {
+	yaml := gatewayYAML(idp, upstream, verifiedCache, logRequests, cacheExtra)
 	cfg, err := config.Parse([]byte(yaml), "bench.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, nil, err
@@ -172,9 +195,10 @@ func mintTokens(idp *localidp.Server, prefix string, n int) ([]string, error) {
 	return toks, nil
 }
 
-// metric reads one series from a gateway's /metrics.
-func metric(a *app.App, series string) float64 {
-	res, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+// metric reads one series from the /metrics of the gateway whose admin
+// listener is at admin.
+func metric(admin, series string) float64 {
+	res, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		return -1
 	}
@@ -189,39 +213,32 @@ func metric(a *app.App, series string) float64 {
 	return 0
 }
 
-func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Duration, memUsers int, logRequests bool) error {
+func benchmark(o options) error {
 	ctx := context.Background()
 	printMachine()
-	fmt.Printf("load: %d connections, %v per phase, median of %d interleaved rounds, Go load generator in the same process\n\n", conns, d, rounds)
-
-	upstream, stopUp, err := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
+	dir, err := os.MkdirTemp("", "obo-bench")
 	if err != nil {
 		return err
 	}
-	defer stopUp()
+	defer os.RemoveAll(dir)
+	place, placeNote := choosePlacement(o.pin, o.loadCPUs, runtime.NumCPU())
+	bin := o.gatewayBin
+	if bin == "" {
+		if bin, err = buildGateway(dir); err != nil {
+			return err
+		}
+	}
 
-	upURL, _ := url.Parse(upstream)
-	// The floor gets the production settings the gateway has (the same
-	// transport tuning and server timeouts), so the comparison measures
-	// the gateway's own work: validation, cache, header swap, logs, metrics.
-	bareTransport := http.DefaultTransport.(*http.Transport).Clone()
-	bareTransport.MaxIdleConns = 512
-	bareTransport.MaxIdleConnsPerHost = 256
-	bareTransport.IdleConnTimeout = 90 * time.Second
-	bareTransport.ResponseHeaderTimeout = 30 * time.Second
-	bareTransport.ExpectContinueTimeout = time.Second
-	bare, stopBare, err := listen(&httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(upURL); pr.SetXForwarded() },
-		Transport: bareTransport,
-		ErrorLog:  log.New(io.Discard, "", 0),
-	})
+	up, err := startChild(place.servers, "upstream")
 	if err != nil {
 		return err
 	}
-	defer stopBare()
+	defer up.stop()
+	bare, err := startChild(place.servers, "bare", "-upstream", up.addr)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
 
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
 	if err != nil {
@@ -229,29 +246,35 @@ func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Du
 	}
 	defer idp.Close()
 
-	gw, stopGW, err := gateway(idp, upstream, "16MiB", logRequests)
+	gw, err := startGateway(bin, dir, "gateway", gatewayYAML(idp, up.addr, "16MiB", o.logRequests, ""), place.servers)
 	if err != nil {
 		return err
 	}
-	defer stopGW()
-	gwNoVC, stopNoVC, err := gateway(idp, upstream, "0", logRequests)
+	defer gw.stop()
+	gwNoVC, err := startGateway(bin, dir, "gateway-no-vc", gatewayYAML(idp, up.addr, "0", o.logRequests, ""), place.servers)
 	if err != nil {
 		return err
 	}
-	defer stopNoVC()
+	defer gwNoVC.stop()
 
-	toks, err := mintTokens(idp, "warm-", users)
+	toks, err := mintTokens(idp, "warm-", o.users)
 	if err != nil {
 		return err
 	}
-	client := newLoadClient(conns)
+	client := newLoadClient(o.conns)
 	// Warm both gateways: one exchange per user, verifications cached.
-	for _, g := range []*app.App{gw, gwNoVC} {
-		run(ctx, client, conns, time.Minute, func(w, n int) (string, string, bool) {
-			i := n*conns + w
-			return "http://" + g.Addr() + "/api/x", toks[i%len(toks)], i < len(toks)
+	for _, g := range []*proc{gw, gwNoVC} {
+		run(ctx, client, o.conns, time.Minute, func(w, n int) (string, string, bool) {
+			i := n*o.conns + w
+			return g.addr + "/api/x", toks[i%len(toks)], i < len(toks)
 		})
 	}
+	load, err := newLoadGen(dir, place.load, o.conns, toks, o.wrk)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("load: %s, %d connections, %v per phase, median of %d interleaved rounds\n", load.name, o.conns, o.duration, o.rounds)
+	fmt.Printf("processes: load generator, upstream, bare proxy and gateway each in its own; %s\n\n", placeNote)
 
 	type row struct {
 		name string
@@ -259,75 +282,82 @@ func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Du
 	}
 	var rows []row
 	// Every scenario sends the same requests, Authorization header included:
-	// the direct and bare-proxy runs carry (and forward) token A too.
-	phase := func(name, base string) result {
-		r := run(ctx, client, conns, d, func(w, n int) (string, string, bool) {
-			return base + "/api/x", toks[(n*conns+w)%len(toks)], true
-		})
-		rows = append(rows, row{name, r})
-		return r
-	}
-	// The machine is shared (the load generator runs here too): each
+	// the direct and bare-proxy runs carry (and forward) token A too. Each
 	// scenario runs `rounds` times, interleaved, and the median round counts.
-	type scenario struct{ name, base string }
+	type scenario struct {
+		name   string
+		server *proc // whose CPU time is charged to the requests
+	}
 	scenarios := []scenario{
-		{"direct to upstream", upstream},
+		{"direct to upstream", up},
 		{"bare reverse proxy", bare},
-		{"gateway warm", "http://" + gw.Addr()},
-		{"gateway warm, verified-token cache off", "http://" + gwNoVC.Addr()},
+		{"gateway warm", gw},
+		{"gateway warm, verified-token cache off", gwNoVC},
 	}
 	runs := make([][]result, len(scenarios))
-	for range rounds {
+	for range o.rounds {
 		for i, sc := range scenarios {
-			runs[i] = append(runs[i], phase(sc.name, sc.base))
+			cpu0 := cpuTime(sc.server.pid())
+			r, err := load.drive(sc.server.addr+"/api/x", o.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			r.cpu = cpuTime(sc.server.pid()) - cpu0
+			runs[i] = append(runs[i], r)
 		}
 	}
-	rows = rows[:0]
 	for i, sc := range scenarios {
 		rows = append(rows, row{sc.name, median(runs[i])})
 	}
 	bareR, warmR, noVCR := rows[1].r, rows[2].r, rows[3].r
-	exchangesWarm := metric(gw, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
+	exchangesWarm := metric(gw.admin, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
 
 	// Cold path: every request a new user, the authority answering in 50 ms.
 	idp.SetLatency(50 * time.Millisecond)
-	coldDur := min(d, 5*time.Second)
-	coldN := int(float64(conns)*coldDur.Seconds()/0.05*1.3) + conns
+	coldDur := min(o.duration, 5*time.Second)
+	coldN := int(float64(o.conns)*coldDur.Seconds()/0.05*1.3) + o.conns
 	cold, err := mintTokens(idp, "cold-", coldN)
 	if err != nil {
 		return err
 	}
 	var next atomic.Int64
-	coldR := run(ctx, client, conns, coldDur, func(w, n int) (string, string, bool) {
+	coldR := run(ctx, client, o.conns, coldDur, func(w, n int) (string, string, bool) {
 		i := int(next.Add(1)) - 1
 		if i >= len(cold) {
 			return "", "", false
 		}
-		return "http://" + gw.Addr() + "/api/x", cold[i], true
+		return gw.addr + "/api/x", cold[i], true
 	})
 	rows = append(rows, row{"cold path (new user per request, authority 50 ms)", coldR})
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\t")
+	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\tserver CPU per request\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors)
+		cpu := "-"
+		if r.r.cpu > 0 {
+			cpu = fmt.Sprintf("%.1fµs", float64(r.r.cpu.Nanoseconds())/1000/float64(r.r.requests))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors, cpu)
 	}
 	tw.Flush()
 	fmt.Printf("\ngateway warm / bare proxy throughput: %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
 	fmt.Printf("gateway warm p99 - bare proxy p99:    %s   (target <= 1 ms)\n", ms(warmR.p99-bareR.p99))
+	if bareR.cpu > 0 && warmR.cpu > 0 {
+		fmt.Printf("gateway CPU per request - bare proxy: %.1fµs\n", perRequest(warmR)-perRequest(bareR))
+	}
 	fmt.Printf("verified-token cache off / on:        %.2f\n", noVCR.rps()/warmR.rps())
-	fmt.Printf("exchanges during the warm phase:      %.0f for %d users (one each, at warm-up)\n", exchangesWarm, users)
+	fmt.Printf("exchanges during the warm phase:      %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
 
 	// N concurrent first requests of one user.
 	idp.SetLatency(50 * time.Millisecond)
 	one, _ := mintTokens(idp, "burst-", 1)
 	before := idp.OnBehalfOfRequestsFor("burst-0")
 	var wg sync.WaitGroup
-	for range conns {
+	for range o.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodGet, "http://"+gw.Addr()+"/api/x", nil)
+			req, _ := http.NewRequest(http.MethodGet, gw.addr+"/api/x", nil)
 			req.Header.Set("Authorization", "Bearer "+one[0])
 			if res, err := client.Do(req); err == nil {
 				drain(res.Body)
@@ -336,16 +366,16 @@ func benchmark(conns int, d time.Duration, rounds, users int, refreshFor time.Du
 		}()
 	}
 	wg.Wait()
-	fmt.Printf("%d concurrent first requests of one user: %d exchange(s)   (target 1)\n", conns, idp.OnBehalfOfRequestsFor("burst-0")-before)
+	fmt.Printf("%d concurrent first requests of one user: %d exchange(s)   (target 1)\n", o.conns, idp.OnBehalfOfRequestsFor("burst-0")-before)
 	idp.SetLatency(0)
 
-	if err := refreshAhead(ctx, conns, refreshFor, upstream, logRequests); err != nil {
+	if err := refreshAhead(ctx, o.conns, o.refreshFor, up.addr, o.logRequests); err != nil {
 		return err
 	}
-	if err := replicas(ctx, upstream, 4, 200); err != nil {
+	if err := replicas(ctx, up.addr, 4, 200); err != nil {
 		return err
 	}
-	return memory(idp, memUsers)
+	return memory(idp, o.memUsers)
 }
 
 // refreshAhead runs steady load with 10-second tokens B (usable 5 s,
@@ -383,8 +413,8 @@ func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream stri
 		res.Body.Close()
 	}
 	waited := func() float64 {
-		return metric(gw, `obo_gateway_cache_lookups_total{result="miss",route="api"}`) +
-			metric(gw, `obo_gateway_cache_lookups_total{result="shared",route="api"}`)
+		return metric(gw.AdminAddr(), `obo_gateway_cache_lookups_total{result="miss",route="api"}`) +
+			metric(gw.AdminAddr(), `obo_gateway_cache_lookups_total{result="shared",route="api"}`)
 	}
 	before := waited()
 	var limiter atomic.Int64
@@ -395,7 +425,7 @@ func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream stri
 	fmt.Printf("\nrefresh-ahead: %v of steady load, %d users, tokens B living 10 s (authority latency 20 ms)\n", d, users)
 	fmt.Printf("  requests: %d (%.0f/s), errors: %d, p99 %s\n", r.requests, r.rps(), r.errors, ms(r.p99))
 	fmt.Printf("  refresh-ahead exchanges: %.0f succeeded, %.0f failed\n",
-		metric(gw, `obo_gateway_refreshes_total{outcome="success"}`), metric(gw, `obo_gateway_refreshes_total{outcome="failure"}`))
+		metric(gw.AdminAddr(), `obo_gateway_refreshes_total{outcome="success"}`), metric(gw.AdminAddr(), `obo_gateway_refreshes_total{outcome="failure"}`))
 	fmt.Printf("  requests that waited on the authority after warm-up: %.0f   (target 0)\n", waited()-before)
 	return nil
 }
