@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -24,7 +26,7 @@ func (fixedExchanger) Token(context.Context, obo.Request) (*obo.Token, error) {
 	return &obo.Token{AccessToken: "token-b", TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
 }
 
-func benchHandler(b *testing.B, verified bool) (*Handler, string) {
+func benchHandler(b testing.TB, verified, logRequests bool) (*Handler, string) {
 	b.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
@@ -50,9 +52,14 @@ func benchHandler(b *testing.B, verified bool) (*Handler, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Close)
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if logRequests { // the production default: one info line per request
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	h, err := New(Config{
 		Routes:    []RouteConfig{{Name: "api", PathPrefix: "/api", Upstream: upstream.URL + "/v1", Scopes: []string{"api://b/.default"}}},
 		Validator: tv, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("bench"),
+		Logger: logger,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -65,11 +72,11 @@ func benchHandler(b *testing.B, verified bool) (*Handler, string) {
 // loopback upstream.
 func BenchmarkServeHTTPWarm(b *testing.B) {
 	for _, tc := range []struct {
-		name     string
-		verified bool
-	}{{"verified-cache", true}, {"no-verified-cache", false}} {
+		name          string
+		verified, log bool
+	}{{"verified-cache", true, true}, {"no-verified-cache", false, true}, {"verified-cache-no-log", true, false}} {
 		b.Run(tc.name, func(b *testing.B) {
-			h, tok := benchHandler(b, tc.verified)
+			h, tok := benchHandler(b, tc.verified, tc.log)
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -127,7 +134,7 @@ func BenchmarkParseBearer(b *testing.B) {
 
 // BenchmarkBareReverseProxy is the floor for BenchmarkServeHTTPWarm: a
 // plain httputil.ReverseProxy to the same kind of upstream, with the same
-// request.
+// request and the gateway's pooled copy buffers.
 func BenchmarkBareReverseProxy(b *testing.B) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
@@ -136,7 +143,7 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 	u, _ := url.Parse(upstream.URL + "/v1")
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() }, Transport: tr}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() }, Transport: tr, BufferPool: &bufferPool{}}
 	tok := strings.Repeat("a", 900)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -131,6 +131,9 @@ type Handler struct {
 	// strip holds the headers removed from every request (stripList).
 	strip      stripSet
 	maxHeaders int
+	// buffers lends every route's reverse proxy its copy buffers.
+	buffers bufferPool
+	sums    tokenSums
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -289,7 +292,8 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 				pr.Out.Header.Set(rt.present.Header, rt.present.Value(st.entry.Token))
 			}
 		},
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: &h.buffers,
 		ModifyResponse: func(res *http.Response) error {
 			if res.StatusCode != http.StatusUnauthorized || !hasClaimsChallenge(res.Header) {
 				return nil
@@ -405,33 +409,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		end := time.Now()
+		took := end.Sub(start)
 		if rm != nil {
 			rm.request(r.Method, status)
-			rm.duration.Observe(time.Since(start).Seconds())
+			rm.duration.Observe(took.Seconds())
 		} else {
 			h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
-			h.m.RequestDuration.WithLabelValues(routeName).Observe(time.Since(start).Seconds())
+			h.m.RequestDuration.WithLabelValues(routeName).Observe(took.Seconds())
 		}
 		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}
-		attrs := []slog.Attr{
+		// The record goes straight to the handler: Logger.LogAttrs would
+		// also capture the caller's program counter, which nobody reads
+		// (the request line has no source).
+		rec := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+		rec.AddAttrs(
 			slog.String("route", routeName),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-		}
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+		)
 		if result != "" {
-			attrs = append(attrs, slog.String("cache", result))
+			rec.AddAttrs(slog.String("cache", result))
 		}
 		if fp != "" {
-			attrs = append(attrs, slog.String("user", fp))
+			rec.AddAttrs(slog.String("user", fp))
 		}
 		if reason != "" {
-			attrs = append(attrs, slog.String("reason", reason))
+			rec.AddAttrs(slog.String("reason", reason))
 		}
-		h.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		_ = h.log.Handler().Handle(r.Context(), rec)
 	}()
 
 	if n := headerFields(r.Header); n > h.maxHeaders {
@@ -459,7 +469,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	raw, err := bearerToken(r.Header)
 	if err == nil {
-		sum := sumToken(raw)
+		sum := h.sums.sum(raw)
 		fp = fingerprintOf(sum)
 		var claims *Claims
 		claims, err = h.v.Validate(r.Context(), raw, sum)
