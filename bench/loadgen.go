@@ -72,10 +72,17 @@ func (g *loadGen) threads() int {
 	return max(n, 1)
 }
 
-// drive runs the load against url for d.
+// drive runs the load against url for d, as fast as the server answers.
 func (g *loadGen) drive(url string, d time.Duration) (result, error) {
+	return g.driveAt(url, d, 0)
+}
+
+// driveAt runs the load against url for d; with rate > 0, at that many
+// requests per second over all connections, from the Go load generator
+// (wrk cannot hold a rate).
+func (g *loadGen) driveAt(url string, d time.Duration, rate float64) (result, error) {
 	var cmd *exec.Cmd
-	if g.name == "wrk" {
+	if g.name == "wrk" && rate == 0 {
 		cmd = command(g.cpus, "wrk", "-t", strconv.Itoa(g.threads()), "-c", strconv.Itoa(g.conns),
 			"-d", strconv.Itoa(max(1, int(d.Round(time.Second).Seconds())))+"s", "--timeout", "10s", "-s", g.script, url)
 	} else {
@@ -84,7 +91,7 @@ func (g *loadGen) drive(url string, d time.Duration) (result, error) {
 			return result{}, err
 		}
 		cmd = command(g.cpus, self, "child", "load", "-url", url, "-tokens", g.tokens,
-			"-conns", strconv.Itoa(g.conns), "-duration", d.String())
+			"-conns", strconv.Itoa(g.conns), "-duration", d.String(), "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

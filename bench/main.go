@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -239,6 +240,11 @@ func benchmark(o options) error {
 		return err
 	}
 	defer bare.stop()
+	barePooled, err := startChild(place.servers, "bare", "-upstream", up.addr, "-pooled")
+	if err != nil {
+		return err
+	}
+	defer barePooled.stop()
 
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
 	if err != nil {
@@ -256,6 +262,11 @@ func benchmark(o options) error {
 		return err
 	}
 	defer gwNoVC.stop()
+	gwNoLog, err := startGateway(bin, dir, "gateway-no-log", gatewayYAML(idp, up.addr, "16MiB", false, ""), place.servers)
+	if err != nil {
+		return err
+	}
+	defer gwNoLog.stop()
 
 	toks, err := mintTokens(idp, "warm-", o.users)
 	if err != nil {
@@ -263,7 +274,7 @@ func benchmark(o options) error {
 	}
 	client := newLoadClient(o.conns)
 	// Warm both gateways: one exchange per user, verifications cached.
-	for _, g := range []*proc{gw, gwNoVC} {
+	for _, g := range []*proc{gw, gwNoVC, gwNoLog} {
 		run(ctx, client, o.conns, time.Minute, func(w, n int) (string, string, bool) {
 			i := n*o.conns + w
 			return g.addr + "/api/x", toks[i%len(toks)], i < len(toks)
@@ -291,7 +302,9 @@ func benchmark(o options) error {
 	scenarios := []scenario{
 		{"direct to upstream", up},
 		{"bare reverse proxy", bare},
+		{"bare reverse proxy, pooled buffers", barePooled},
 		{"gateway warm", gw},
+		{"gateway warm, request log off", gwNoLog},
 		{"gateway warm, verified-token cache off", gwNoVC},
 	}
 	runs := make([][]result, len(scenarios))
@@ -309,7 +322,26 @@ func benchmark(o options) error {
 	for i, sc := range scenarios {
 		rows = append(rows, row{sc.name, median(runs[i])})
 	}
-	bareR, warmR, noVCR := rows[1].r, rows[2].r, rows[3].r
+	bareR, pooledR, warmR, noLogR, noVCR := rows[1].r, rows[2].r, rows[3].r, rows[4].r, rows[5].r
+
+	// Latency at a fixed rate, about half of what the floor can carry:
+	// what a request pays for the gateway when the CPU is not saturated.
+	rate := math.Round(pooledR.rps()/2/100) * 100
+	fixed := []scenario{scenarios[1], scenarios[2], scenarios[3]}
+	fixedRuns := make([][]result, len(fixed))
+	for range o.rounds {
+		for i, sc := range fixed {
+			r, err := load.driveAt(sc.server.addr+"/api/x", o.duration, rate)
+			if err != nil {
+				return fmt.Errorf("%s at %.0f/s: %w", sc.name, rate, err)
+			}
+			fixedRuns[i] = append(fixedRuns[i], r)
+		}
+	}
+	fixedR := make([]result, len(fixed))
+	for i := range fixed {
+		fixedR[i] = medianP99(fixedRuns[i])
+	}
 	exchangesWarm := metric(gw.admin, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
 
 	// Cold path: every request a new user, the authority answering in 50 ms.
@@ -340,13 +372,26 @@ func benchmark(o options) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors, cpu)
 	}
 	tw.Flush()
-	fmt.Printf("\ngateway warm / bare proxy throughput: %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
-	fmt.Printf("gateway warm p99 - bare proxy p99:    %s   (target <= 1 ms)\n", ms(warmR.p99-bareR.p99))
-	if bareR.cpu > 0 && warmR.cpu > 0 {
-		fmt.Printf("gateway CPU per request - bare proxy: %.1fµs\n", perRequest(warmR)-perRequest(bareR))
+	fmt.Printf("\nat a fixed %.0f requests/s over %d connections (Go load generator):\n", rate, o.conns)
+	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\t")
+	for i, sc := range fixed {
+		r := fixedR[i]
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t\n", sc.name, r.rps(), ms(r.p50), ms(r.p99), r.errors)
 	}
-	fmt.Printf("verified-token cache off / on:        %.2f\n", noVCR.rps()/warmR.rps())
-	fmt.Printf("exchanges during the warm phase:      %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
+	tw.Flush()
+
+	fmt.Printf("\ngateway warm / bare proxy throughput:                %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
+	fmt.Printf("gateway warm / bare proxy with pooled buffers:       %.2f   (the gateway's own work)\n", warmR.rps()/pooledR.rps())
+	fmt.Printf("added p99 at %.0f/s, against the bare proxy:          %s   (target <= 1 ms)\n", rate, ms(fixedR[2].p99-fixedR[0].p99))
+	fmt.Printf("added p99 at %.0f/s, against pooled buffers:          %s\n", rate, ms(fixedR[2].p99-fixedR[1].p99))
+	fmt.Printf("added p99 at saturation, against the bare proxy:     %s\n", ms(warmR.p99-bareR.p99))
+	fmt.Printf("added p99 at saturation, against pooled buffers:     %s\n", ms(warmR.p99-pooledR.p99))
+	if pooledR.cpu > 0 && warmR.cpu > 0 {
+		fmt.Printf("gateway CPU per request - pooled bare proxy:         %.1fµs (request log: %.1fµs of it)\n",
+			perRequest(warmR)-perRequest(pooledR), perRequest(warmR)-perRequest(noLogR))
+	}
+	fmt.Printf("verified-token cache off / on:                       %.2f\n", noVCR.rps()/warmR.rps())
+	fmt.Printf("exchanges during the warm phase:                     %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
 
 	// N concurrent first requests of one user.
 	idp.SetLatency(50 * time.Millisecond)
@@ -473,6 +518,13 @@ func memory(idp *localidp.Server, users int) error {
 	fmt.Printf("  cache.max_bytes 8MiB after %d inserts: %d bytes held, %d entries   (bound respected: %v)\n",
 		users, small.Bytes(), small.Len(), small.Bytes() <= 8<<20)
 	return nil
+}
+
+// medianP99 returns the round with the median p99 latency.
+func medianP99(rs []result) result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.p99, b.p99) })
+	return s[len(s)/2]
 }
 
 // median returns the round with the median throughput.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,9 +29,11 @@ import (
 // childMain runs one of the bench's helper processes:
 //
 //	bench child upstream             a minimal JSON API
-//	bench child bare -upstream URL   a bare httputil.ReverseProxy in front of URL
-//	bench child load -url URL -tokens FILE -conns N -duration D
-//	                                 the Go load generator (when wrk is not installed)
+//	bench child bare -upstream URL [-pooled]
+//	                                 a bare httputil.ReverseProxy in front of URL
+//	bench child load -url URL -tokens FILE -conns N -duration D [-rate R]
+//	                                 the Go load generator (when wrk is not installed,
+//	                                 and for the fixed-rate phases)
 //
 // Servers print "listening ADDR" on their first line of output and run
 // until their standard input closes.
@@ -44,6 +47,8 @@ func childMain(args []string) error {
 	tokens := fs.String("tokens", "", "file of tokens A, one per line")
 	conns := fs.Int("conns", 64, "connections")
 	duration := fs.Duration("duration", 5*time.Second, "length of the load")
+	pooled := fs.Bool("pooled", false, "the bare proxy pools its copy buffers, as the gateway does")
+	rate := fs.Float64("rate", 0, "requests per second over all connections (0: as fast as answered)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -55,13 +60,23 @@ func childMain(args []string) error {
 		if err != nil || u.Host == "" {
 			return fmt.Errorf("child bare: -upstream %q is not a URL", *upstream)
 		}
-		return serveUntilStdinCloses(bareProxy(u))
+		return serveUntilStdinCloses(bareProxy(u, *pooled))
 	case "load":
 		toks, err := readLines(*tokens)
 		if err != nil {
 			return err
 		}
+		// At a fixed rate each connection sends on its own schedule,
+		// staggered; latency counts from the actual send.
+		var interval time.Duration
+		if *rate > 0 {
+			interval = time.Duration(float64(time.Second) * float64(*conns) / *rate)
+		}
+		start := time.Now()
 		r := run(context.Background(), newLoadClient(*conns), *conns, *duration, func(w, n int) (string, string, bool) {
+			if interval > 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(n)*interval + time.Duration(w)*interval/time.Duration(*conns))))
+			}
 			return *target, toks[(n**conns+w)%len(toks)], true
 		})
 		fmt.Printf("RESULT %d %d %d %d %d\n", r.requests, r.elapsed.Microseconds(), r.p50.Microseconds(), r.p99.Microseconds(), r.errors)
@@ -78,10 +93,13 @@ func upstreamHandler() http.Handler {
 	})
 }
 
-// bareProxy is the floor: an httputil.ReverseProxy with the transport
-// tuning the gateway uses, so that the comparison measures the gateway's
-// own work (validation, cache, header swap, logs, metrics).
-func bareProxy(upstream *url.URL) http.Handler {
+// bareProxy is the floor: an httputil.ReverseProxy whose idle connection
+// pool is sized for the load as the gateway's is (the stock pool keeps two
+// connections per host and would reopen the rest on every request). With
+// pooled, it also pools its copy buffers as the gateway does, so that the
+// comparison measures only the gateway's own work (validation, cache,
+// header swap, logs, metrics).
+func bareProxy(upstream *url.URL, pooled bool) http.Handler {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 512
 	t.MaxIdleConnsPerHost = 256
@@ -89,11 +107,24 @@ func bareProxy(upstream *url.URL) http.Handler {
 	t.ResponseHeaderTimeout = 30 * time.Second
 	t.ExpectContinueTimeout = time.Second
 	return &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(upstream); pr.SetXForwarded() },
-		Transport: t,
-		ErrorLog:  log.New(io.Discard, "", 0),
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(upstream); pr.SetXForwarded() },
+		Transport:  t,
+		BufferPool: &buffers{},
+		ErrorLog:   log.New(io.Discard, "", 0),
 	}
 }
+
+// buffers pools 32 KiB copy buffers, as the gateway does.
+type buffers struct{ pool sync.Pool }
+
+func (b *buffers) Get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *buffers) Put(buf []byte) { b.pool.Put(&buf) }
 
 func serveUntilStdinCloses(h http.Handler) error {
 	addr, stop, err := listen(h)
