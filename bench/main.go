@@ -50,7 +50,7 @@ const (
 type options struct {
 	conns, rounds, users, memUsers int
 	duration, refreshFor           time.Duration
-	logRequests, pin, wrk          bool
+	pin, wrk                       bool
 	loadCPUs                       int
 	gatewayBin                     string
 }
@@ -71,7 +71,6 @@ func main() {
 	flag.DurationVar(&o.refreshFor, "refresh-duration", time.Minute, "length of the refresh-ahead phase")
 	flag.IntVar(&o.memUsers, "memory-users", 100_000, "users in the memory phase")
 	quick := flag.Bool("quick", false, "short phases (2s throughput, 10s refresh-ahead, 20k users)")
-	flag.BoolVar(&o.logRequests, "log-requests", true, "gateway writes its per-request log line (to the null device)")
 	flag.BoolVar(&o.pin, "pin", true, "pin the load generator and the servers to disjoint CPUs with taskset")
 	flag.IntVar(&o.loadCPUs, "load-cpus", 1, "CPUs given to the load generator when pinning")
 	flag.BoolVar(&o.wrk, "wrk", true, "use wrk as the load generator when it is installed (otherwise the Go one)")
@@ -109,14 +108,11 @@ func listen(h http.Handler) (string, func(), error) {
 
 // gatewayYAML is the gateway's configuration for the bench: one route in
 // front of upstream, with cacheExtra lines appended to the cache section.
-func gatewayYAML(idp *localidp.Server, upstream, verifiedCache string, logRequests bool, cacheExtra string) string {
-	level := "info"
-	if !logRequests {
-		level = "warn"
-	}
+// requestLog is log.requests: failures (the default), all or none.
+func gatewayYAML(idp *localidp.Server, upstream, verifiedCache, requestLog, cacheExtra string) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
-log: {level: %s}
+log: {level: info, requests: %s}
 authority: {url: %q}
 client: {id: %q, secret: %q}
 inbound:
@@ -130,18 +126,18 @@ routes:
     scopes: [%q]
 cache:
   max_bytes: 64MiB
-%s`, level, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope, cacheExtra)
+%s`, requestLog, idp.Authority(), clientID, secret, apiURI, verifiedCache, upstream, scope, cacheExtra)
 }
 
 // gateway starts a gateway in this process, in front of upstream.
-func gateway(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool) (*app.App, func(), error) {
-	return gatewayWith(idp, upstream, verifiedCache, logRequests, "")
+func gateway(idp *localidp.Server, upstream string, verifiedCache string) (*app.App, func(), error) {
+	return gatewayWith(idp, upstream, verifiedCache, "failures", "")
 }
 
 // gatewayWith starts a gateway in this process, whose cache section gets
 // cacheExtra lines.
-func gatewayWith(idp *localidp.Server, upstream string, verifiedCache string, logRequests bool, cacheExtra string) (*app.App, func(), error) {
-	yaml := gatewayYAML(idp, upstream, verifiedCache, logRequests, cacheExtra)
+func gatewayWith(idp *localidp.Server, upstream, verifiedCache, requestLog, cacheExtra string) (*app.App, func(), error) {
+	yaml := gatewayYAML(idp, upstream, verifiedCache, requestLog, cacheExtra)
 	cfg, err := config.Parse([]byte(yaml), "bench.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, nil, err
@@ -235,16 +231,11 @@ func benchmark(o options) error {
 		return err
 	}
 	defer up.stop()
-	bare, err := startChild(place.servers, "bare", "-upstream", up.addr)
+	bare, err := startChild(place.servers, "bare", "-upstream", up.addr, "-pooled")
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
-	barePooled, err := startChild(place.servers, "bare", "-upstream", up.addr, "-pooled")
-	if err != nil {
-		return err
-	}
-	defer barePooled.stop()
 
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
 	if err != nil {
@@ -252,21 +243,21 @@ func benchmark(o options) error {
 	}
 	defer idp.Close()
 
-	gw, err := startGateway(bin, dir, "gateway", gatewayYAML(idp, up.addr, "16MiB", o.logRequests, ""), place.servers)
+	gw, err := startGateway(bin, dir, "gateway", gatewayYAML(idp, up.addr, "16MiB", "failures", ""), place.servers)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
-	gwNoVC, err := startGateway(bin, dir, "gateway-no-vc", gatewayYAML(idp, up.addr, "0", o.logRequests, ""), place.servers)
+	gwNoVC, err := startGateway(bin, dir, "gateway-no-vc", gatewayYAML(idp, up.addr, "0", "failures", ""), place.servers)
 	if err != nil {
 		return err
 	}
 	defer gwNoVC.stop()
-	gwNoLog, err := startGateway(bin, dir, "gateway-no-log", gatewayYAML(idp, up.addr, "16MiB", false, ""), place.servers)
+	gwLogAll, err := startGateway(bin, dir, "gateway-log-all", gatewayYAML(idp, up.addr, "16MiB", "all", ""), place.servers)
 	if err != nil {
 		return err
 	}
-	defer gwNoLog.stop()
+	defer gwLogAll.stop()
 
 	toks, err := mintTokens(idp, "warm-", o.users)
 	if err != nil {
@@ -274,7 +265,7 @@ func benchmark(o options) error {
 	}
 	client := newLoadClient(o.conns)
 	// Warm both gateways: one exchange per user, verifications cached.
-	for _, g := range []*proc{gw, gwNoVC, gwNoLog} {
+	for _, g := range []*proc{gw, gwNoVC, gwLogAll} {
 		run(ctx, client, o.conns, time.Minute, func(w, n int) (string, string, bool) {
 			i := n*o.conns + w
 			return g.addr + "/api/x", toks[i%len(toks)], i < len(toks)
@@ -302,9 +293,8 @@ func benchmark(o options) error {
 	scenarios := []scenario{
 		{"direct to upstream", up},
 		{"bare reverse proxy", bare},
-		{"bare reverse proxy, pooled buffers", barePooled},
 		{"gateway warm", gw},
-		{"gateway warm, request log off", gwNoLog},
+		{"gateway warm, every request logged", gwLogAll},
 		{"gateway warm, verified-token cache off", gwNoVC},
 	}
 	runs := make([][]result, len(scenarios))
@@ -322,12 +312,12 @@ func benchmark(o options) error {
 	for i, sc := range scenarios {
 		rows = append(rows, row{sc.name, median(runs[i])})
 	}
-	bareR, pooledR, warmR, noLogR, noVCR := rows[1].r, rows[2].r, rows[3].r, rows[4].r, rows[5].r
+	bareR, warmR, logAllR, noVCR := rows[1].r, rows[2].r, rows[3].r, rows[4].r
 
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.
-	rate := math.Round(pooledR.rps()/2/100) * 100
-	fixed := []scenario{scenarios[1], scenarios[2], scenarios[3]}
+	rate := math.Round(bareR.rps()/2/100) * 100
+	fixed := []scenario{scenarios[1], scenarios[2]}
 	fixedRuns := make([][]result, len(fixed))
 	for range o.rounds {
 		for i, sc := range fixed {
@@ -380,18 +370,16 @@ func benchmark(o options) error {
 	}
 	tw.Flush()
 
-	fmt.Printf("\ngateway warm / bare proxy throughput:                %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
-	fmt.Printf("gateway warm / bare proxy with pooled buffers:       %.2f   (the gateway's own work)\n", warmR.rps()/pooledR.rps())
-	fmt.Printf("added p99 at %.0f/s, against the bare proxy:          %s   (target <= 1 ms)\n", rate, ms(fixedR[2].p99-fixedR[0].p99))
-	fmt.Printf("added p99 at %.0f/s, against pooled buffers:          %s\n", rate, ms(fixedR[2].p99-fixedR[1].p99))
-	fmt.Printf("added p99 at saturation, against the bare proxy:     %s\n", ms(warmR.p99-bareR.p99))
-	fmt.Printf("added p99 at saturation, against pooled buffers:     %s\n", ms(warmR.p99-pooledR.p99))
-	if pooledR.cpu > 0 && warmR.cpu > 0 {
-		fmt.Printf("gateway CPU per request - pooled bare proxy:         %.1fµs (request log: %.1fµs of it)\n",
-			perRequest(warmR)-perRequest(pooledR), perRequest(warmR)-perRequest(noLogR))
+	fmt.Printf("\ngateway warm / bare proxy throughput:       %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
+	fmt.Printf("gateway warm p99 - bare proxy p99:          %s   (target <= 1 ms; saturated, %d connections)\n", ms(warmR.p99-bareR.p99), o.conns)
+	fmt.Printf("same at a fixed %.0f/s:                    %s\n", rate, ms(fixedR[1].p99-fixedR[0].p99))
+	if bareR.cpu > 0 && warmR.cpu > 0 {
+		fmt.Printf("gateway CPU per request - bare proxy:       %.1fµs (%.1fµs more with every request logged)\n",
+			perRequest(warmR)-perRequest(bareR), perRequest(logAllR)-perRequest(warmR))
 	}
-	fmt.Printf("verified-token cache off / on:                       %.2f\n", noVCR.rps()/warmR.rps())
-	fmt.Printf("exchanges during the warm phase:                     %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
+	fmt.Printf("every request logged / failures only:       %.2f\n", logAllR.rps()/warmR.rps())
+	fmt.Printf("verified-token cache off / on:              %.2f\n", noVCR.rps()/warmR.rps())
+	fmt.Printf("exchanges during the warm phase:            %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
 
 	// N concurrent first requests of one user.
 	idp.SetLatency(50 * time.Millisecond)
@@ -414,7 +402,7 @@ func benchmark(o options) error {
 	fmt.Printf("%d concurrent first requests of one user: %d exchange(s)   (target 1)\n", o.conns, idp.OnBehalfOfRequestsFor("burst-0")-before)
 	idp.SetLatency(0)
 
-	if err := refreshAhead(ctx, o.conns, o.refreshFor, up.addr, o.logRequests); err != nil {
+	if err := refreshAhead(ctx, o.conns, o.refreshFor, up.addr); err != nil {
 		return err
 	}
 	if err := replicas(ctx, up.addr, 4, 200); err != nil {
@@ -426,7 +414,7 @@ func benchmark(o options) error {
 // refreshAhead runs steady load with 10-second tokens B (usable 5 s,
 // refreshed from 3.75 s) and counts requests that waited for the authority
 // after warm-up.
-func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream string, logRequests bool) error {
+func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream string) error {
 	idp, err := localidp.New(localidp.Options{
 		Clients:       []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}},
 		TokenLifetime: 10 * time.Second,
@@ -436,7 +424,7 @@ func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream stri
 	}
 	defer idp.Close()
 	idp.SetLatency(20 * time.Millisecond)
-	gw, stop, err := gateway(idp, upstream, "16MiB", logRequests)
+	gw, stop, err := gateway(idp, upstream, "16MiB")
 	if err != nil {
 		return err
 	}

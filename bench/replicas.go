@@ -57,7 +57,7 @@ func replicas(ctx context.Context, upstream string, n, users int) error {
 		var gws []*app.App
 		var stops []func()
 		for range n {
-			g, stop, err := gatewayWith(idp, upstream, "16MiB", false, extra)
+			g, stop, err := gatewayWith(idp, upstream, "16MiB", "failures", extra)
 			if err != nil {
 				idp.Close()
 				return err

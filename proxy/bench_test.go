@@ -26,7 +26,21 @@ func (fixedExchanger) Token(context.Context, obo.Request) (*obo.Token, error) {
 	return &obo.Token{AccessToken: "token-b", TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
 }
 
+// benchHandler is testHandler logging every request (the cost of the
+// request log) or none.
 func benchHandler(b testing.TB, verified, logRequests bool) (*Handler, string) {
+	b.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mode := LogNone
+	if logRequests {
+		mode = LogAll
+	}
+	return testHandler(b, verified, logger, mode)
+}
+
+// testHandler is a handler with one route to a loopback upstream, an
+// exchanger that always issues "token-b", and a valid token A for it.
+func testHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestLog) (*Handler, string) {
 	b.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"ok":true}`))
@@ -52,14 +66,10 @@ func benchHandler(b testing.TB, verified, logRequests bool) (*Handler, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if logRequests { // the production default: one info line per request
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 	h, err := New(Config{
 		Routes:    []RouteConfig{{Name: "api", PathPrefix: "/api", Upstream: upstream.URL + "/v1", Scopes: []string{"api://b/.default"}}},
 		Validator: tv, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("bench"),
-		Logger: logger,
+		Logger: logger, RequestLog: mode,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -91,8 +91,12 @@ type Config struct {
 	// RequiredScopes are the scopes token A must carry one of (reported in
 	// insufficient_scope answers).
 	RequiredScopes []string
-	// Logger receives one line per request; nil discards.
+	// Logger receives the request lines RequestLog asks for, at info
+	// level; nil discards.
 	Logger *slog.Logger
+	// RequestLog says which requests get a log line. The zero value,
+	// LogFailures, logs the answers of status 400 and above.
+	RequestLog RequestLog
 	// StripHeaders are further request headers removed before proxying,
 	// in addition to IdentityHeaders.
 	StripHeaders []string
@@ -117,14 +121,16 @@ type Config struct {
 //
 // Everything else is the downstream's answer, passed through unchanged.
 type Handler struct {
-	routes  router
-	v       TokenValidator
-	ex      Exchanger
-	cache   *cache.Cache
-	m       *metrics.Metrics
-	log     *slog.Logger
-	keyMode string
-	cae     bool
+	routes router
+	v      TokenValidator
+	ex     Exchanger
+	cache  *cache.Cache
+	m      *metrics.Metrics
+	log    *slog.Logger
+	// requestLog says which requests get a line.
+	requestLog RequestLog
+	keyMode    string
+	cae        bool
 	// requiredScope is the scope= of insufficient_scope answers: what
 	// token A needs, not what token B is for.
 	requiredScope string
@@ -145,7 +151,7 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Routes) == 0 {
 		return nil, errors.New("proxy: no routes")
 	}
-	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
+	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger, requestLog: cfg.RequestLog,
 		keyMode: cfg.KeyMode, cae: cfg.CAE, requiredScope: strings.Join(cfg.RequiredScopes, " "),
 		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders}
 	if h.maxHeaders <= 0 {
@@ -395,6 +401,43 @@ func hasClaimsChallenge(h http.Header) bool {
 	return false
 }
 
+// RequestLog says which requests the handler logs.
+type RequestLog int
+
+const (
+	// LogFailures logs the requests answered with a status of 400 or
+	// above, whether the gateway or the downstream API answered.
+	LogFailures RequestLog = iota
+	// LogAll logs every request.
+	LogAll
+	// LogNone logs no request.
+	LogNone
+)
+
+// ParseRequestLog returns the RequestLog named failures, all or none.
+func ParseRequestLog(s string) (RequestLog, error) {
+	switch s {
+	case "", "failures":
+		return LogFailures, nil
+	case "all":
+		return LogAll, nil
+	case "none":
+		return LogNone, nil
+	}
+	return 0, fmt.Errorf("proxy: request log %q: want failures, all or none", s)
+}
+
+// logs reports whether a request answered with status gets a line.
+func (l RequestLog) logs(status int) bool {
+	switch l {
+	case LogAll:
+		return true
+	case LogFailures:
+		return status >= http.StatusBadRequest
+	}
+	return false
+}
+
 // ServeHTTP serves one request; see Handler for the answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -418,7 +461,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
 			h.m.RequestDuration.WithLabelValues(routeName).Observe(took.Seconds())
 		}
-		if !h.log.Enabled(r.Context(), slog.LevelInfo) {
+		if !h.requestLog.logs(status) || !h.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}
 		// The record goes straight to the handler: Logger.LogAttrs would

@@ -89,6 +89,7 @@ routes:
 log:
   level: %s
   format: %s
+  requests: all
 `, c.String("listen"), c.String("admin-listen"), idp.Authority(), devClientID, devAPIURI, devClientID,
 		echoURL, echoURL, orDefault(c.String("log-level"), "info"), orDefault(c.String("log-format"), "text"))
 	env := func(k string) (string, bool) {

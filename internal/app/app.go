@@ -407,9 +407,13 @@ func (a *App) buildHandler(ctx context.Context) error {
 			ForwardCookies: bool(r.ForwardCookies),
 		})
 	}
+	requestLog, err := proxy.ParseRequestLog(cfg.Log.Requests)
+	if err != nil {
+		return err
+	}
 	h, err := proxy.New(proxy.Config{
 		Routes: routes, Validator: tv, Exchanger: client, Cache: a.cache,
-		Metrics: a.metrics, Logger: a.log,
+		Metrics: a.metrics, Logger: a.log, RequestLog: requestLog,
 		KeyMode:        cfg.Cache.Key,
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),

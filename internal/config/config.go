@@ -56,6 +56,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json. Default text.
 	Format string `yaml:"format"`
+	// Requests says which requests get a log line (at info level):
+	// failures (status 400 and above; the default), all, or none.
+	Requests string `yaml:"requests"`
 }
 
 // Authority describes the identity provider. Either URL is set, and the
@@ -350,6 +353,7 @@ const (
 	defaultShutdownTimeout = Duration(15 * time.Second)
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "text"
+	defaultLogRequests     = "failures"
 	defaultAuthTimeout     = Duration(10 * time.Second)
 	defaultRetries         = 2
 	defaultBreakerFailures = 5
@@ -549,6 +553,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	setDuration("shutdown_timeout", &c.ShutdownTimeout, defaultShutdownTimeout)
 	setString(&c.Log.Level, defaultLogLevel)
 	setString(&c.Log.Format, defaultLogFormat)
+	setString(&c.Log.Requests, defaultLogRequests)
 	setDuration("authority.timeout", &c.Authority.Timeout, defaultAuthTimeout)
 	setDuration("authority.jwks_refresh", &c.Authority.JWKSRefresh, defaultJWKSRefresh)
 	setString(&c.Authority.Protocol, ProtocolEntra)

@@ -51,7 +51,7 @@ func TestParseValidFile(t *testing.T) {
 		Listen:          "127.0.0.1:8080",
 		AdminListen:     "127.0.0.1:9090",
 		ShutdownTimeout: Duration(15 * time.Second),
-		Log:             Log{Level: "info", Format: "json"},
+		Log:             Log{Level: "info", Format: "json", Requests: "failures"},
 		Authority: Authority{
 			URL:         "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0",
 			Timeout:     Duration(10 * time.Second),

@@ -61,6 +61,9 @@ func (c *Config) validate() []Problem {
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
+	if c.Log.Requests != "" { // empty: the default, failures
+		v.oneOf("log.requests", c.Log.Requests, "failures", "all", "none")
+	}
 	c.validateAuthority(v)
 	c.validateClient(v)
 	c.validateInbound(v)

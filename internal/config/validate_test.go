@@ -16,7 +16,7 @@ func validConfig() *Config {
 		Listen:          "127.0.0.1:8080",
 		AdminListen:     "127.0.0.1:9090",
 		ShutdownTimeout: Duration(15 * time.Second),
-		Log:             Log{Level: "info", Format: "text"},
+		Log:             Log{Level: "info", Format: "text", Requests: "failures"},
 		Authority: Authority{
 			URL:         "https://login.microsoftonline.com/tenant/v2.0",
 			Timeout:     Duration(10 * time.Second),
@@ -143,6 +143,8 @@ func TestValidateRules(t *testing.T) {
 			Problems{{Key: "log.level", Message: `"verbose" is not one of debug, info, warn, error`}}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" },
 			Problems{{Key: "log.format", Message: `"xml" is not one of text, json`}}},
+		{"request log", func(c *Config) { c.Log.Requests = "some" },
+			Problems{{Key: "log.requests", Message: `"some" is not one of failures, all, none`}}},
 		{"authority url missing", func(c *Config) { c.Authority.URL = "" },
 			Problems{{Key: "authority.url", Message: "must be set, unless issuer, jwks_uri and token_endpoint are all set"}}},
 		{"authority url missing with partial overrides", func(c *Config) {

@@ -186,6 +186,7 @@ shutdown_timeout: 5s
 log:
   level: debug
   format: json
+  requests: all
 authority:
   url: %s
   timeout: %s%s
