@@ -17,6 +17,9 @@ type result struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	cpu      time.Duration // CPU time the server under test spent, when known
+	// calls is the number of read and write system calls the server made
+	// during the run, when known.
+	calls int64
 }
 
 func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }

@@ -301,11 +301,13 @@ func benchmark(o options) error {
 	for range o.rounds {
 		for i, sc := range scenarios {
 			cpu0 := cpuTime(sc.server.pid())
+			calls0 := ioCalls(sc.server.pid())
 			r, err := load.drive(sc.server.addr+"/api/x", o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", sc.name, err)
 			}
 			r.cpu = cpuTime(sc.server.pid()) - cpu0
+			r.calls = ioCalls(sc.server.pid()) - calls0
 			runs[i] = append(runs[i], r)
 		}
 	}
@@ -353,13 +355,15 @@ func benchmark(o options) error {
 	rows = append(rows, row{"cold path (new user per request, authority 50 ms)", coldR})
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\tserver CPU per request\t")
+	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\tserver CPU/req\tread+write calls/req\t")
 	for _, r := range rows {
-		cpu := "-"
+		cpu, calls := "-", "-"
 		if r.r.cpu > 0 {
-			cpu = fmt.Sprintf("%.1fµs", float64(r.r.cpu.Nanoseconds())/1000/float64(r.r.requests))
+			n := float64(r.r.requests)
+			cpu = fmt.Sprintf("%.1fµs", float64(r.r.cpu.Nanoseconds())/1000/n)
+			calls = fmt.Sprintf("%.2f", float64(r.r.calls)/n)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors, cpu)
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors, cpu, calls)
 	}
 	tw.Flush()
 	fmt.Printf("\nat a fixed %.0f requests/s over %d connections (Go load generator):\n", rate, o.conns)

@@ -317,5 +317,23 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / clockTicks
 }
 
+// ioCalls returns the read and write system calls a process has made, from
+// /proc/PID/io (Linux only; 0 elsewhere).
+func ioCalls(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if k == "syscr" || k == "syscw" {
+			c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n += c
+		}
+	}
+	return n
+}
+
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc.
 const clockTicks = 100
