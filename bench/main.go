@@ -315,6 +315,20 @@ func benchmark(o options) error {
 		rows = append(rows, row{sc.name, median(runs[i])})
 	}
 	bareR, warmR, logAllR, noVCR := rows[1].r, rows[2].r, rows[3].r, rows[4].r
+	// The comparisons pair the bare proxy and the gateway of the same round
+	// (run seconds apart), so that the machine's drift between rounds
+	// cancels out; the median of the rounds' figures counts.
+	paired := func(f func(bare, gw result) float64) (med, lo, hi float64) {
+		v := make([]float64, len(runs[1]))
+		for i := range v {
+			v[i] = f(runs[1][i], runs[2][i])
+		}
+		slices.Sort(v)
+		return v[len(v)/2], v[0], v[len(v)-1]
+	}
+	ratio, ratioLo, ratioHi := paired(func(b, g result) float64 { return g.rps() / b.rps() })
+	addedP99, addedLo, addedHi := paired(func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
+	addedCPU, cpuLo, cpuHi := paired(func(b, g result) float64 { return perRequest(g) - perRequest(b) })
 
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.
@@ -374,13 +388,14 @@ func benchmark(o options) error {
 	}
 	tw.Flush()
 
-	fmt.Printf("\ngateway warm / bare proxy throughput:       %.2f   (target >= 0.90)\n", warmR.rps()/bareR.rps())
-	fmt.Printf("gateway warm p99 - bare proxy p99:          %s   (target <= 1 ms; saturated, %d connections)\n", ms(warmR.p99-bareR.p99), o.conns)
-	fmt.Printf("same at a fixed %.0f/s:                    %s\n", rate, ms(fixedR[1].p99-fixedR[0].p99))
+	fmt.Printf("\nmedian of %d rounds, each comparing the gateway with the bare proxy run just before it (range):\n", len(runs[1]))
+	fmt.Printf("gateway warm / bare proxy throughput:       %.2f (%.2f-%.2f)   (target >= 0.90)\n", ratio, ratioLo, ratioHi)
+	fmt.Printf("gateway warm p99 - bare proxy p99:          %.2fms (%.2f-%.2f)   (target <= 1 ms; saturated, %d connections)\n", addedP99, addedLo, addedHi, o.conns)
 	if bareR.cpu > 0 && warmR.cpu > 0 {
-		fmt.Printf("gateway CPU per request - bare proxy:       %.1fµs (%.1fµs more with every request logged)\n",
-			perRequest(warmR)-perRequest(bareR), perRequest(logAllR)-perRequest(warmR))
+		fmt.Printf("gateway CPU per request - bare proxy:       %.1fµs (%.1f-%.1f)\n", addedCPU, cpuLo, cpuHi)
+		fmt.Printf("every request logged costs:                 %.1fµs more\n", perRequest(logAllR)-perRequest(warmR))
 	}
+	fmt.Printf("p99 at a fixed %.0f/s, gateway - bare:     %s\n", rate, ms(fixedR[1].p99-fixedR[0].p99))
 	fmt.Printf("every request logged / failures only:       %.2f\n", logAllR.rps()/warmR.rps())
 	fmt.Printf("verified-token cache off / on:              %.2f\n", noVCR.rps()/warmR.rps())
 	fmt.Printf("exchanges during the warm phase:            %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
