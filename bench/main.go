@@ -1,16 +1,26 @@
 // Command bench is obo-gateway's load benchmark. It starts, on loopback,
 // the local identity provider, a minimal upstream API, a bare
-// httputil.ReverseProxy in front of it (the floor) and the gateway, drives
-// each with the same load, and prints throughput and latency:
+// httputil.ReverseProxy in front of it (the floor) and the gateway — the
+// obo-gateway binary built from this checkout — drives each with the same
+// load, and prints throughput, latency and each server's CPU time per
+// request:
 //
-//	go run ./bench                 # the full run, about three and a half minutes
+//	go run ./bench                 # the full run, about six minutes
 //	go run ./bench -quick          # shorter phases, for a smoke test
 //
+// The servers and the load generator (wrk when installed, otherwise a Go
+// one) run in processes of their own; with taskset, the load generator is
+// pinned to the first CPU and the servers to the others, so that on a small
+// machine the load generator does not compete with what it measures.
+//
 // Scenarios: direct to the upstream; bare proxy; gateway warm (token B
-// cached, token A verification cached); gateway warm with the verified-token
-// cache off; the cold path (every request a new user, authority latency
-// 50 ms); N concurrent first requests of one user; refresh-ahead under
-// steady load with short-lived tokens; heap per cached token for 100k users.
+// cached, token A verification cached) with the default request log and
+// with every request logged; gateway warm with the verified-token cache
+// off; latency of the bare proxy and the gateway at a fixed rate; the cold
+// path (every request a new user, authority latency 50 ms); N concurrent
+// first requests of one user; refresh-ahead under steady load with
+// short-lived tokens; a rollout of replicas with and without Redis; heap
+// per cached token for 100k users.
 package main
 
 import (
