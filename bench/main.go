@@ -241,7 +241,7 @@ func benchmark(o options) error {
 		return err
 	}
 	defer up.stop()
-	bare, err := startChild(place.servers, "bare", "-upstream", up.addr, "-pooled")
+	bare, err := startChild(place.servers, "bare", "-upstream", up.addr)
 	if err != nil {
 		return err
 	}
@@ -253,29 +253,30 @@ func benchmark(o options) error {
 	}
 	defer idp.Close()
 
-	gw, err := startGateway(bin, dir, "gateway", gatewayYAML(idp, up.addr, "16MiB", "failures", ""), place.servers)
-	if err != nil {
-		return err
+	// The gateway as configured by default, with every request logged, and
+	// with the verified-token cache off.
+	var gws []*proc
+	for _, g := range []struct{ name, verifiedCache, requestLog string }{
+		{"gateway", "16MiB", "failures"},
+		{"gateway-log-all", "16MiB", "all"},
+		{"gateway-no-vc", "0", "failures"},
+	} {
+		p, err := startGateway(bin, dir, g.name, gatewayYAML(idp, up.addr, g.verifiedCache, g.requestLog, ""), place.servers)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		gws = append(gws, p)
 	}
-	defer gw.stop()
-	gwNoVC, err := startGateway(bin, dir, "gateway-no-vc", gatewayYAML(idp, up.addr, "0", "failures", ""), place.servers)
-	if err != nil {
-		return err
-	}
-	defer gwNoVC.stop()
-	gwLogAll, err := startGateway(bin, dir, "gateway-log-all", gatewayYAML(idp, up.addr, "16MiB", "all", ""), place.servers)
-	if err != nil {
-		return err
-	}
-	defer gwLogAll.stop()
+	gw, gwLogAll, gwNoVC := gws[0], gws[1], gws[2]
 
 	toks, err := mintTokens(idp, "warm-", o.users)
 	if err != nil {
 		return err
 	}
 	client := newLoadClient(o.conns)
-	// Warm both gateways: one exchange per user, verifications cached.
-	for _, g := range []*proc{gw, gwNoVC, gwLogAll} {
+	// Warm the gateways: one exchange per user, verifications cached.
+	for _, g := range gws {
 		run(ctx, client, o.conns, time.Minute, func(w, n int) (string, string, bool) {
 			i := n*o.conns + w
 			return g.addr + "/api/x", toks[i%len(toks)], i < len(toks)
@@ -495,15 +496,10 @@ func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream stri
 // memory measures the heap cost of cached tokens B.
 func memory(idp *localidp.Server, users int) error {
 	// A real token B from the identity provider gives the token size.
-	toks, err := mintTokens(idp, "mem-", 1)
-	if err != nil {
-		return err
-	}
 	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: "sample", Audience: apiURI, Scopes: []string{"access_as_user"}})
 	if err != nil {
 		return err
 	}
-	_ = toks
 	size := len(tok)
 	c, err := cache.New(cache.Config{MaxBytes: 1 << 30})
 	if err != nil {

@@ -29,8 +29,7 @@ import (
 // childMain runs one of the bench's helper processes:
 //
 //	bench child upstream             a minimal JSON API
-//	bench child bare -upstream URL [-pooled]
-//	                                 a bare httputil.ReverseProxy in front of URL
+//	bench child bare -upstream URL   a bare httputil.ReverseProxy in front of URL
 //	bench child load -url URL -tokens FILE -conns N -duration D [-rate R]
 //	                                 the Go load generator (when wrk is not installed,
 //	                                 and for the fixed-rate phases)
@@ -47,7 +46,6 @@ func childMain(args []string) error {
 	tokens := fs.String("tokens", "", "file of tokens A, one per line")
 	conns := fs.Int("conns", 64, "connections")
 	duration := fs.Duration("duration", 5*time.Second, "length of the load")
-	pooled := fs.Bool("pooled", false, "the bare proxy pools its copy buffers, as the gateway does")
 	rate := fs.Float64("rate", 0, "requests per second over all connections (0: as fast as answered)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -60,7 +58,7 @@ func childMain(args []string) error {
 		if err != nil || u.Host == "" {
 			return fmt.Errorf("child bare: -upstream %q is not a URL", *upstream)
 		}
-		return serveUntilStdinCloses(bareProxy(u, *pooled))
+		return serveUntilStdinCloses(bareProxy(u))
 	case "load":
 		toks, err := readLines(*tokens)
 		if err != nil {
@@ -95,11 +93,11 @@ func upstreamHandler() http.Handler {
 
 // bareProxy is the floor: an httputil.ReverseProxy whose idle connection
 // pool is sized for the load as the gateway's is (the stock pool keeps two
-// connections per host and would reopen the rest on every request). With
-// pooled, it also pools its copy buffers as the gateway does, so that the
+// connections per host and would reopen the rest on every request), and
+// whose copy buffers are pooled as the gateway's are, so that the
 // comparison measures only the gateway's own work (validation, cache,
 // header swap, logs, metrics).
-func bareProxy(upstream *url.URL, pooled bool) http.Handler {
+func bareProxy(upstream *url.URL) http.Handler {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 512
 	t.MaxIdleConnsPerHost = 256

@@ -34,7 +34,7 @@ func (b *bufferPool) Put(buf []byte) {
 // maxPooledToken is the largest token whose hash input comes from the
 // pool; larger tokens (rare, and never remembered by the verified-token
 // cache) are copied the ordinary way.
-const maxPooledToken = 8 << 10
+const maxPooledToken = MaxCachedTokenBytes
 
 // tokenSums hashes raw tokens without allocating a copy of each: the hash
 // takes bytes, a token arrives as a string, and a token is about 1 KiB.

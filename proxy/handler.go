@@ -292,7 +292,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			stripInbound(pr.Out.Header, h.strip, rt.cookies)
 			pr.SetXForwarded()
 			if rt.bearer {
-				pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
+				pr.Out.Header.Set("Authorization", st.entry.Authorization())
 			} else {
 				pr.Out.Header.Del("Authorization")
 				pr.Out.Header.Set(rt.present.Header, rt.present.Value(st.entry.Token))
@@ -427,8 +427,8 @@ func ParseRequestLog(s string) (RequestLog, error) {
 	return 0, fmt.Errorf("proxy: request log %q: want failures, all or none", s)
 }
 
-// logs reports whether a request answered with status gets a line.
-func (l RequestLog) logs(status int) bool {
+// Logs reports whether a request answered with status gets a line.
+func (l RequestLog) Logs(status int) bool {
 	switch l {
 	case LogAll:
 		return true
@@ -461,7 +461,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.m.Requests.WithLabelValues(routeName, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
 			h.m.RequestDuration.WithLabelValues(routeName).Observe(took.Seconds())
 		}
-		if !h.requestLog.logs(status) || !h.log.Enabled(r.Context(), slog.LevelInfo) {
+		if !h.requestLog.Logs(status) || !h.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}
 		// The record goes straight to the handler: Logger.LogAttrs would

@@ -292,14 +292,3 @@ func transportOf(hc *http.Client) http.RoundTripper {
 	}
 	return http.DefaultTransport
 }
-
-// lookup finds kid in set directly, without an index.
-func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
-	if kid == "" {
-		if set.Len() == 1 {
-			return set.Key(0)
-		}
-		return nil, false
-	}
-	return set.LookupKeyID(kid)
-}

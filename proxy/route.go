@@ -11,10 +11,11 @@ import (
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
-// Flows a route can use to obtain token B.
+// Flows a route can use to obtain token B: the obo package's flows, which
+// the route hands to the exchanger as they are.
 const (
-	FlowOnBehalfOf        = "on_behalf_of"
-	FlowClientCredentials = "client_credentials"
+	FlowOnBehalfOf        = obo.FlowOnBehalfOf
+	FlowClientCredentials = obo.FlowClientCredentials
 )
 
 // errBadPath is returned by cleanPath for paths the gateway refuses to

@@ -16,6 +16,17 @@ import (
 )
 
 // staticKeys is a KeySource over a fixed set, for unit tests.
+// lookup finds kid in set directly, without an index.
+func lookup(set jwk.Set, kid string) (jwk.Key, bool) {
+	if kid == "" {
+		if set.Len() == 1 {
+			return set.Key(0)
+		}
+		return nil, false
+	}
+	return set.LookupKeyID(kid)
+}
+
 type staticKeys struct{ set jwk.Set }
 
 func (s staticKeys) Key(_ context.Context, kid string) (jwk.Key, error) {

@@ -12,11 +12,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+
 	"strings"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // KeySize is the size of an encryption key: 32 bytes, AES-256.
@@ -57,7 +58,7 @@ func ParseKeys(data []byte) ([][]byte, error) {
 
 // ReadKeyFile reads ParseKeys' format from path.
 func ReadKeyFile(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := smallfile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: encryption key file: %w", err)
 	}

@@ -34,10 +34,12 @@ type Options struct {
 
 // App is a running gateway.
 type App struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	cache   *cache.Cache
+	cfg *config.Config
+	log *slog.Logger
+	// requestLog says which requests get a log line (log.requests).
+	requestLog proxy.RequestLog
+	metrics    *metrics.Metrics
+	cache      *cache.Cache
 
 	ln, adminLn   net.Listener
 	srv, adminSrv *http.Server
@@ -64,6 +66,10 @@ func New(opts Options) (*App, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	requestLog, err := proxy.ParseRequestLog(cfg.Log.Requests)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	m := metrics.New(opts.Version)
 	l2, err := newSecondLevel(cfg.Cache.Redis, m)
@@ -94,7 +100,7 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m.ObserveCache(c.Len, c.Bytes)
-	a := &App{cfg: cfg, log: log, metrics: m, cache: c, l2: l2}
+	a := &App{cfg: cfg, log: log, requestLog: requestLog, metrics: m, cache: c, l2: l2}
 	m.ObserveKeys(func() int {
 		if k := a.keys.Load(); k != nil {
 			return k.Len()
@@ -212,9 +218,11 @@ func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()
 		a.metrics.BadRequests.WithLabelValues("starting").Inc()
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
-			slog.String("reason", "starting"))
+		if a.requestLog.Logs(http.StatusServiceUnavailable) {
+			a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
+				slog.String("reason", "starting"))
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")
@@ -407,13 +415,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 			ForwardCookies: bool(r.ForwardCookies),
 		})
 	}
-	requestLog, err := proxy.ParseRequestLog(cfg.Log.Requests)
-	if err != nil {
-		return err
-	}
 	h, err := proxy.New(proxy.Config{
 		Routes: routes, Validator: tv, Exchanger: client, Cache: a.cache,
-		Metrics: a.metrics, Logger: a.log, RequestLog: requestLog,
+		Metrics: a.metrics, Logger: a.log, RequestLog: a.requestLog,
 		KeyMode:        cfg.Cache.Key,
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),

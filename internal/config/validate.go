@@ -501,10 +501,7 @@ func (c *Config) validateTokenType(v *validator, key string, r Route) {
 			v.add(key+".requested_token_type", "is only sent on behalf of a user (flow on_behalf_of)")
 		}
 	}
-	typ := r.RequestedTokenType
-	if typ == "" && r.TokenType == TokenTypeSAML2 {
-		typ = obo.TokenTypeSAML2
-	}
+	typ := r.RequestedTokenTypeURI()
 	if _, err := obo.NewPresentation(r.AuthHeader, "", typ); err != nil {
 		v.add(key+".auth_header", "%s", err)
 	}
