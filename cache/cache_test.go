@@ -210,18 +210,3 @@ func TestMemoryBound(t *testing.T) {
 		t.Error("no evictions counted")
 	}
 }
-
-func TestEntryAuthorization(t *testing.T) {
-	now := time.Now()
-	for _, e := range []*Entry{
-		NewEntry("k", "token-b", "Bearer", now, now.Add(time.Hour), 0),
-		RestoreEntry("k", "token-b", "PoP", now, now.Add(time.Hour), now.Add(50*time.Minute), now.Add(40*time.Minute)),
-	} {
-		if want := e.TokenType + " token-b"; e.Authorization() != want || e.Token != "token-b" {
-			t.Errorf("Authorization() = %q, Token = %q; want %q and %q", e.Authorization(), e.Token, want, "token-b")
-		}
-		if n := testing.AllocsPerRun(100, func() { _ = e.Authorization() }); n != 0 {
-			t.Errorf("Authorization allocates %v times", n)
-		}
-	}
-}

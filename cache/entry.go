@@ -29,14 +29,7 @@ type Entry struct {
 	// nextRefresh is when the next refresh-ahead may start, in Unix
 	// nanoseconds: RefreshAt at first, pushed back after a failed attempt.
 	nextRefresh atomic.Int64
-	// authorization is TokenType, a space and Token, built once; Token is
-	// its tail, so the token's bytes are held once.
-	authorization string
 }
-
-// Authorization returns the token as an Authorization header value:
-// TokenType, a space, Token. It does not allocate.
-func (e *Entry) Authorization() string { return e.authorization }
 
 // NewEntry builds the entry for a token issued at issuedAt that expires at
 // expiresAt. refreshIn is the authority's renewal advice (zero when absent).
@@ -71,16 +64,14 @@ func (e *Entry) cost() int64 {
 // RestoreEntry rebuilds an entry with all its times given, as stored by a
 // second-level cache; unlike NewEntry it derives nothing.
 func RestoreEntry(key, token, tokenType string, issuedAt, expiresAt, usableUntil, refreshAt time.Time) *Entry {
-	authorization := tokenType + " " + token
 	e := &Entry{
-		Key:           key,
-		Token:         authorization[len(tokenType)+1:],
-		TokenType:     tokenType,
-		authorization: authorization,
-		IssuedAt:      issuedAt,
-		ExpiresAt:     expiresAt,
-		UsableUntil:   usableUntil,
-		RefreshAt:     refreshAt,
+		Key:         key,
+		Token:       token,
+		TokenType:   tokenType,
+		IssuedAt:    issuedAt,
+		ExpiresAt:   expiresAt,
+		UsableUntil: usableUntil,
+		RefreshAt:   refreshAt,
 	}
 	e.nextRefresh.Store(refreshAt.UnixNano())
 	return e
