@@ -142,8 +142,13 @@ func (c *Cache) Close() {
 
 // Get returns the entry stored under key if it is still usable.
 func (c *Cache) Get(key string) (*Entry, bool) {
+	return c.get(key, c.cfg.Now())
+}
+
+// get is Get at now.
+func (c *Cache) get(key string, now time.Time) (*Entry, bool) {
 	e, ok := c.store.Get(key)
-	if !ok || e.Key != key || !e.Usable(c.cfg.Now()) {
+	if !ok || e.Key != key || !e.Usable(now) {
 		return nil, false
 	}
 	return e, true
@@ -237,8 +242,9 @@ func (r Result) String() string {
 // On a hit past the entry's refresh time, Fetch returns the entry and starts
 // fetch in the background (at most one per key at a time) to replace it.
 func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
-	if e, ok := c.Get(key); ok {
-		if c.cfg.Now().UnixNano() >= e.nextRefresh.Load() {
+	now := c.cfg.Now()
+	if e, ok := c.get(key, now); ok {
+		if now.UnixNano() >= e.nextRefresh.Load() {
 			c.refreshAhead(e, fetch)
 		}
 		return e, Hit, nil

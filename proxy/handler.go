@@ -292,7 +292,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			stripInbound(pr.Out.Header, h.strip, rt.cookies)
 			pr.SetXForwarded()
 			if rt.bearer {
-				pr.Out.Header.Set("Authorization", st.entry.TokenType+" "+st.entry.Token)
+				pr.Out.Header.Set("Authorization", st.entry.Credential())
 			} else {
 				pr.Out.Header.Del("Authorization")
 				pr.Out.Header.Set(rt.present.Header, rt.present.Value(st.entry.Token))

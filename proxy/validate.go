@@ -292,6 +292,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenBytes {
 		return nil, reject(ReasonMalformed, "token is %d bytes, more than the limit of %d", len(raw), MaxTokenBytes)
 	}
+	if !isB64Token(raw) {
+		return nil, reject(ReasonMalformed, "bearer token contains characters outside the b64token set")
+	}
 	if n := strings.Count(raw, "."); n != 2 {
 		if n == 4 {
 			return nil, reject(ReasonMalformed, "token is an encrypted JWT (JWE); a signed JWT (JWS) is expected")

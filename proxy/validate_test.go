@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +171,47 @@ func TestValidate(t *testing.T) {
 				t.Errorf("reason = %s (%s), want %s", re.Reason, re.Description, tc.reason)
 			}
 		})
+	}
+}
+
+// TestValidateRefusesNonB64Token: a credential outside RFC 6750's b64token
+// syntax is refused as malformed, with a description that says so, both by
+// Validate and through the handler with a warm verified-token cache (which
+// skips no check: it only remembers tokens that passed Validate).
+func TestValidateRefusesNonB64Token(t *testing.T) {
+	h, good := testHandler(t, true, nil, LogNone)
+	bad := []string{
+		good + " x",
+		`"` + good + `"`,
+		good + ",Bearer " + good,
+		strings.Replace(good, ".", "=.", 1),
+		good + "!",
+	}
+	v := h.v.(*VerifiedCache).v
+	for _, tok := range bad {
+		_, err := v.Validate(context.Background(), tok)
+		re, ok := err.(*RejectError)
+		if !ok || re.Reason != ReasonMalformed || !strings.Contains(re.Description, "b64token") {
+			t.Errorf("Validate(%.12q...) = %v, want a malformed refusal naming the b64token syntax", tok, err)
+		}
+	}
+	serve := func(tok string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/api/x", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := serve(good); rec.Code != http.StatusOK {
+		t.Fatalf("valid token: status %d: %s", rec.Code, rec.Body)
+	}
+	for _, tok := range bad {
+		rec := serve(tok)
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) ||
+			!strings.Contains(rec.Body.String(), "b64token") {
+			t.Errorf("Bearer %.12q...: status %d, WWW-Authenticate %q, body %s; want 401 invalid_token naming the b64token syntax",
+				tok, rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+		}
 	}
 }
 
