@@ -246,7 +246,11 @@ func newUpstreamTransport(responseHeaderTimeout time.Duration) *http.Transport {
 }
 
 // reqState travels with a request from ServeHTTP to the reverse proxy hooks.
+// It is the request's context too: the caller's context, whose Value also
+// answers stateKey with the reqState itself (one allocation where
+// context.WithValue would add a second).
 type reqState struct {
+	context.Context
 	route   *route
 	outPath string
 	key     string
@@ -266,6 +270,14 @@ type reqState struct {
 }
 
 type stateKey struct{}
+
+// Value returns st for stateKey and otherwise asks the caller's context.
+func (st *reqState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
+}
 
 func stateOf(ctx context.Context) *reqState {
 	st, _ := ctx.Value(stateKey{}).(*reqState)
@@ -567,11 +579,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		*reason = a.reason
 		return
 	}
-	st := &reqState{route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, fp: fp, entry: entry}
+	st := &reqState{Context: r.Context(), route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, fp: fp, entry: entry}
 	if h.cae && rt.replay > 0 {
 		h.keepBody(r, st, rt.replay)
 	}
-	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	rt.proxy.ServeHTTP(w, r.WithContext(st))
 	if st.reason != "" {
 		*reason = st.reason
 	}
