@@ -296,6 +296,10 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			u.Opaque = ""
 			u.User = nil
 			u.Fragment, u.RawFragment = "", ""
+			// The query as the caller wrote it, parameters net/url cannot
+			// parse included (ReverseProxy drops those unless told so):
+			// the gateway routes on the path alone, so no reading of the
+			// query can differ from the downstream's.
 			u.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
 			// Hop-by-hop headers and those named in Connection are gone
