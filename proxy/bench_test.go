@@ -77,6 +77,18 @@ func testHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestL
 	return h, s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
 }
 
+// serveOK sends h a GET of target carrying token tok and fails tb unless the
+// answer is 200.
+func serveOK(tb testing.TB, h http.Handler, target, tok string) {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("GET %s: status %d: %s", target, rec.Code, rec.Body)
+	}
+}
+
 // BenchmarkServeHTTPWarm is the gateway's hot path in-process: token A
 // verification remembered, token B cached, one proxied round trip to a
 // loopback upstream.
@@ -91,13 +103,7 @@ func BenchmarkServeHTTPWarm(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req := httptest.NewRequest(http.MethodGet, "/api/items/1?x=y", nil)
-					req.Header.Set("Authorization", "Bearer "+tok)
-					rec := httptest.NewRecorder()
-					h.ServeHTTP(rec, req)
-					if rec.Code != http.StatusOK {
-						b.Fatalf("status %d: %s", rec.Code, rec.Body)
-					}
+					serveOK(b, h, "/api/items/1?x=y", tok)
 				}
 			})
 		})
@@ -159,13 +165,7 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req := httptest.NewRequest(http.MethodGet, "/api/items/1?x=y", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			rec := httptest.NewRecorder()
-			rp.ServeHTTP(rec, req)
-			if rec.Code != http.StatusOK {
-				b.Fatalf("status %d", rec.Code)
-			}
+			serveOK(b, rp, "/api/items/1?x=y", tok)
 		}
 	})
 }

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"crypto/sha256"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -67,15 +65,7 @@ func TestBufferPool(t *testing.T) {
 // show.
 func TestProxyingDoesNotAllocateCopyBuffers(t *testing.T) {
 	h, tok := benchHandler(t, true, false)
-	do := func() {
-		req := httptest.NewRequest(http.MethodGet, "/api/items/1", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-	}
+	do := func() { serveOK(t, h, "/api/items/1", tok) }
 	for range 20 {
 		do() // warm: token B cached, connections open, buffers pooled
 	}

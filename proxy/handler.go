@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -256,7 +257,6 @@ type reqState struct {
 	key     string
 	raw     string // token A, for a CAE re-exchange
 	tenant  string // token A's tid
-	fp      string
 	entry   *cache.Entry
 	// body is the request body kept for a CAE retry; replayable says it
 	// is complete.
@@ -367,7 +367,7 @@ func (c *claimsChallenge) Error() string { return "downstream answered with a cl
 func (h *Handler) retryWithClaims(w http.ResponseWriter, r *http.Request, st *reqState, claims string) {
 	st.retried = true
 	rt := st.route
-	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.tenant, st.fp, claims)
+	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.tenant, claims)
 	if err != nil {
 		st.reason = writeExchangeError(w, err).reason
 		return
@@ -461,7 +461,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.m.InFlight.Dec()
 	sw := &statusWriter{ResponseWriter: w}
 
-	routeName, result, reason, fp := "none", "", "", ""
+	routeName, result, reason := "none", "", ""
+	// sum is token A's SHA-256, once it is read; the log names the user
+	// by its fingerprint, formatted only when a line is written.
+	var sum [sha256.Size]byte
+	haveSum := false
 	var rm *routeMetrics // set once the route is known
 	defer func() {
 		status := sw.status
@@ -494,8 +498,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if result != "" {
 			rec.AddAttrs(slog.String("cache", result))
 		}
-		if fp != "" {
-			rec.AddAttrs(slog.String("user", fp))
+		if haveSum {
+			rec.AddAttrs(slog.String("user", fingerprintOf(sum)))
 		}
 		if reason != "" {
 			rec.AddAttrs(slog.String("reason", reason))
@@ -528,8 +532,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	raw, err := bearerToken(r.Header)
 	if err == nil {
-		sum := h.sums.sum(raw)
-		fp = fingerprintOf(sum)
+		sum, haveSum = h.sums.sum(raw), true
 		var claims *Claims
 		claims, err = h.v.Validate(r.Context(), raw, sum)
 		if err == nil && claims.AppOnly() {
@@ -543,7 +546,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err == nil {
-			h.forward(sw, r, rt, p, raw, sum, fp, claims, &result, &reason)
+			h.forward(sw, r, rt, p, raw, sum, claims, &result, &reason)
 			return
 		}
 	}
@@ -557,7 +560,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // forward obtains token B and proxies the request.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, raw string, sum [32]byte, fp string, claims *Claims, result, reason *string) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, raw string, sum [32]byte, claims *Claims, result, reason *string) {
 	var key string
 	switch {
 	case rt.flow == FlowClientCredentials:
@@ -569,7 +572,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
 	}
 	entry, res, err := h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
-		return h.exchange(ctx, rt, key, raw, claims.TenantID, fp, "")
+		return h.exchange(ctx, rt, key, raw, claims.TenantID, "")
 	})
 	*result = res.String()
 	rt.metrics.lookups[res].Inc()
@@ -583,7 +586,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		*reason = a.reason
 		return
 	}
-	st := &reqState{Context: r.Context(), route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, fp: fp, entry: entry}
+	st := &reqState{Context: r.Context(), route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, entry: entry}
 	if h.cae && rt.replay > 0 {
 		h.keepBody(r, st, rt.replay)
 	}
@@ -626,9 +629,10 @@ type readCloser struct {
 
 func (rc readCloser) Close() error { return rc.c.Close() }
 
-// exchange asks the authority for token B and records the outcome. claims,
-// when not empty, is a CAE challenge's claims request.
-func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, tenant, fp, claims string) (*cache.Entry, error) {
+// exchange asks the authority for token B with token A (assertion, whose
+// fingerprint names the user if the exchange fails) and records the
+// outcome. claims, when not empty, is a CAE challenge's claims request.
+func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, tenant, claims string) (*cache.Entry, error) {
 	start := time.Now()
 	req := obo.Request{Flow: rt.flow, Scopes: rt.scopes, Claims: claims,
 		Audience: rt.audience, RequestedTokenType: rt.requestedType}
@@ -646,7 +650,7 @@ func (h *Handler) exchange(ctx context.Context, rt *route, key, assertion, tenan
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{slog.String("route", rt.name), slog.String("flow", rt.flow),
-			slog.String("outcome", outcome), slog.String("user", fp), slog.String("error", err.Error())}
+			slog.String("outcome", outcome), slog.String("user", Fingerprint(assertion)), slog.String("error", err.Error())}
 		var ae *obo.Error
 		if errors.As(err, &ae) {
 			attrs = append(attrs, slog.Any("error_codes", ae.ErrorCodes),
