@@ -154,6 +154,19 @@ func (c *Cache) get(key string, now time.Time) (*Entry, bool) {
 	return e, true
 }
 
+// Fresh returns the entry stored under key when it is usable and not yet
+// due for refresh-ahead: the common hit, for which Fetch would need no
+// FetchFunc. When Fresh reports false, call Fetch, which also starts the
+// refresh of an entry that is due.
+func (c *Cache) Fresh(key string) (*Entry, bool) {
+	now := c.cfg.Now()
+	e, ok := c.get(key, now)
+	if !ok || now.UnixNano() >= e.nextRefresh.Load() {
+		return nil, false
+	}
+	return e, true
+}
+
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
 // visible to Get. It reports whether the store accepted the entry (it may
 // refuse one when memory is short and the entry is less valuable than those

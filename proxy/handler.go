@@ -140,7 +140,6 @@ type Handler struct {
 	maxHeaders int
 	// buffers lends every route's reverse proxy its copy buffers.
 	buffers bufferPool
-	sums    tokenSums
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -209,6 +208,7 @@ func New(cfg Config) (*Handler, error) {
 			replay:        rc.ReplayMaxBytes,
 			cookies:       rc.ForwardCookies,
 		}
+		rt.appKey = cache.AppKey(rt.scopeSet)
 		for _, other := range h.routes {
 			if other.prefix == rt.prefix {
 				return nil, fmt.Errorf("proxy: routes %q and %q share path prefix %q", other.name, rt.name, rt.prefix)
@@ -252,6 +252,9 @@ func newUpstreamTransport(responseHeaderTimeout time.Duration) *http.Transport {
 // context.WithValue would add a second).
 type reqState struct {
 	context.Context
+	// w is the caller's ResponseWriter, recording the status (allocated
+	// with the state: one allocation per request for both).
+	w       statusWriter
 	route   *route
 	outPath string
 	key     string
@@ -459,7 +462,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h.m.InFlight.Inc()
 	defer h.m.InFlight.Dec()
-	sw := &statusWriter{ResponseWriter: w}
+	st := &reqState{Context: r.Context(), w: statusWriter{ResponseWriter: w}}
+	sw := &st.w
 
 	routeName, result, reason := "none", "", ""
 	// sum is token A's SHA-256, once it is read; the log names the user
@@ -532,7 +536,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	raw, err := bearerToken(r.Header)
 	if err == nil {
-		sum, haveSum = h.sums.sum(raw), true
+		sum, haveSum = sumToken(raw), true
 		var claims *Claims
 		claims, err = h.v.Validate(r.Context(), raw, sum)
 		if err == nil && claims.AppOnly() {
@@ -546,7 +550,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err == nil {
-			h.forward(sw, r, rt, p, raw, sum, claims, &result, &reason)
+			h.forward(st, r, rt, p, raw, sum, claims, &result, &reason)
 			return
 		}
 	}
@@ -560,20 +564,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // forward obtains token B and proxies the request.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, raw string, sum [32]byte, claims *Claims, result, reason *string) {
-	var key string
-	switch {
-	case rt.flow == FlowClientCredentials:
-		key = cache.AppKey(rt.scopeSet)
-	case h.keyMode == KeyAssertion:
-		key = cache.AssertionKey(sum, rt.scopeSet)
-	default:
-		tenant, user := claims.User()
-		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
+func (h *Handler) forward(st *reqState, r *http.Request, rt *route, p, raw string, sum [32]byte, claims *Claims, result, reason *string) {
+	w := &st.w
+	key := h.cacheKey(rt, claims, sum)
+	// The common hit needs no FetchFunc, so none is built for it.
+	entry, hit := h.cache.Fresh(key)
+	res, err := cache.Hit, error(nil)
+	if !hit {
+		entry, res, err = h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
+			return h.exchange(ctx, rt, key, raw, claims.TenantID, "")
+		})
 	}
-	entry, res, err := h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
-		return h.exchange(ctx, rt, key, raw, claims.TenantID, "")
-	})
 	*result = res.String()
 	rt.metrics.lookups[res].Inc()
 	if err != nil {
@@ -586,7 +587,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		*reason = a.reason
 		return
 	}
-	st := &reqState{Context: r.Context(), route: rt, outPath: rt.outPath(p), key: key, raw: raw, tenant: claims.TenantID, entry: entry}
+	st.route, st.outPath, st.key, st.raw, st.tenant, st.entry = rt, rt.outPath(p), key, raw, claims.TenantID, entry
 	if h.cae && rt.replay > 0 {
 		h.keepBody(r, st, rt.replay)
 	}
@@ -599,6 +600,36 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *route, p, 
 		h.log.LogAttrs(r.Context(), slog.LevelWarn, "downstream request failed",
 			slog.String("route", rt.name), slog.String("error", st.downstreamErr.Error()))
 	}
+}
+
+// routeKey is a token B cache key and what it was built from: a route (which
+// belongs to one Handler, hence one key mode) and token A's SHA-256.
+type routeKey struct {
+	rt  *route
+	sum [sha256.Size]byte
+	key string
+}
+
+// cacheKey returns the cache key of token B for route rt and token A (its
+// claims and SHA-256). The claims of a token A the verified-token cache
+// remembers serve all of that token's requests, so the key is built once per
+// token and route and kept with the claims (for the route last asked).
+func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) string {
+	if rt.flow == FlowClientCredentials {
+		return rt.appKey
+	}
+	if m := claims.key.Load(); m != nil && m.rt == rt && m.sum == sum {
+		return m.key
+	}
+	var key string
+	if h.keyMode == KeyAssertion {
+		key = cache.AssertionKey(sum, rt.scopeSet)
+	} else {
+		tenant, user := claims.User()
+		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
+	}
+	claims.key.Store(&routeKey{rt: rt, sum: sum, key: key})
+	return key
 }
 
 // keepBody reads up to limit bytes of the request body so that the request

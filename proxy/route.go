@@ -29,6 +29,38 @@ var errBadPath = errors.New("path contains a backslash, a control character, a d
 // servers), control characters, and percent signs that would still decode to
 // a dot, slash or backslash downstream (double encoding).
 func cleanPath(p string) (string, error) {
+	if isClean(p) {
+		return p, nil
+	}
+	return cleanSlow(p)
+}
+
+// isClean reports whether p is already canonical, as most request paths
+// are, so that cleanPath can return it as it is: it begins with a slash and
+// has no empty segment, no segment beginning with a dot, a semicolon or a
+// space (which covers every dot segment, with parameters or trailing spaces
+// or not, and every segment those reduce to nothing), no percent sign,
+// backslash or control character.
+func isClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f || c == '\\' || c == '%':
+			return false
+		case c == '/' && i+1 < len(p):
+			switch p[i+1] {
+			case '/', '.', ';', ' ':
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// cleanSlow is cleanPath for paths that need more than a look.
+func cleanSlow(p string) (string, error) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
@@ -68,6 +100,7 @@ type route struct {
 	basePath string // upstream path without trailing slash
 	scopes   []string
 	scopeSet string // normalised, for cache keys
+	appKey   string // cache key of the route's app-only token B
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies

@@ -151,3 +151,41 @@ func TestHasClaimsChallenge(t *testing.T) {
 		}
 	}
 }
+
+func TestIsClean(t *testing.T) {
+	tests := []struct {
+		p    string
+		want bool
+	}{
+		{"/graph/me", true},
+		{"/graph/me/", true},
+		{"/graph/v1.0/users/a.b", true},
+		{"/graph/a;b/c", true},
+		{"/", true},
+		{"", false},
+		{"graph", false},
+		{"/graph//me", false},
+		{"/graph/./me", false},
+		{"/graph/../me", false},
+		{"/graph/..;x/me", false},
+		{"/graph/.hidden", false},
+		{"/graph/ ", false},
+		{"/graph/;x/me", false},
+		{"/graph/100%", false},
+		{"/graph\\x", false},
+		{"/graph/\x00", false},
+	}
+	for _, tc := range tests {
+		if got := isClean(tc.p); got != tc.want {
+			t.Errorf("isClean(%q) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestCleanPathOfACleanPathDoesNotAllocate(t *testing.T) {
+	for _, p := range []string{"/graph/me", "/graph/me/"} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = cleanPath(p) }); n != 0 {
+			t.Errorf("cleanPath(%q) allocates %v times, want 0", p, n)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -203,6 +204,10 @@ type Claims struct {
 	Username string
 	// ExpiresAt is the token's "exp".
 	ExpiresAt time.Time
+
+	// key remembers the token B cache key last built for this token A:
+	// a remembered token's claims serve all its requests (Handler.cacheKey).
+	key atomic.Pointer[routeKey]
 }
 
 // AppOnly reports whether the token was issued to an application acting as

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/obo-gateway/obo-gateway/cache"
 )
 
 // countingKeys counts key lookups (one per signature verification) and can
@@ -103,5 +105,42 @@ func TestVerifiedCache(t *testing.T) {
 	keys.withdrawn.Store(true)
 	if err := validate(tok2); err == nil || err.(*RejectError).Reason != ReasonSignature {
 		t.Errorf("token whose key was withdrawn: %v", err)
+	}
+}
+
+func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
+	newRoute := func(scopes, flow string) *route {
+		set := cache.NormalizeScopes([]string{scopes})
+		return &route{scopeSet: set, flow: flow, appKey: cache.AppKey(set)}
+	}
+	sumA, sumB := sumToken("token-a"), sumToken("token-b")
+	for _, mode := range []string{KeyUser, KeyAssertion} {
+		// A route belongs to one handler, hence one key mode.
+		graph, files := newRoute("api://graph/.default", FlowOnBehalfOf), newRoute("api://files/.default", FlowOnBehalfOf)
+		app := newRoute("api://jobs/.default", FlowClientCredentials)
+		alice := &Claims{TenantID: "t", ObjectID: "alice", AuthContexts: []string{"c1"}}
+		h := &Handler{keyMode: mode}
+		want := func(rt *route, c *Claims, sum [32]byte) string {
+			if mode == KeyAssertion {
+				return cache.AssertionKey(sum, rt.scopeSet)
+			}
+			return cache.UserKey(c.TenantID, c.ObjectID, c.AuthContexts, rt.scopeSet)
+		}
+		for _, step := range []struct {
+			rt  *route
+			sum [32]byte
+		}{{graph, sumA}, {graph, sumA}, {files, sumA}, {graph, sumA}, {graph, sumB}} {
+			if got, w := h.cacheKey(step.rt, alice, step.sum), want(step.rt, alice, step.sum); got != w {
+				t.Errorf("%s: cacheKey = %q, want %q", mode, got, w)
+			}
+		}
+		// Asked again for the same route and token, the key costs nothing.
+		h.cacheKey(graph, alice, sumA)
+		if n := testing.AllocsPerRun(100, func() { h.cacheKey(graph, alice, sumA) }); n != 0 {
+			t.Errorf("%s: a remembered key allocates %v times", mode, n)
+		}
+		if got := h.cacheKey(app, alice, sumA); got != cache.AppKey(app.scopeSet) {
+			t.Errorf("%s: app-only route: cacheKey = %q", mode, got)
+		}
 	}
 }
