@@ -6,12 +6,14 @@
 // request:
 //
 //	go run ./bench                 # the full run, about six minutes
-//	go run ./bench -quick          # shorter phases, for a smoke test
+//	go run ./bench -quick          # one round, for a smoke test
 //
 // The servers and the load generator (wrk when installed, otherwise a Go
-// one) run in processes of their own; with taskset, the load generator is
-// pinned to the first CPU and the servers to the others, so that on a small
-// machine the load generator does not compete with what it measures.
+// one) run in processes of their own; with taskset, the load generator and
+// the upstream are pinned to the first CPU and the proxy under test to the
+// others, so that on a small machine the proxy's queue holds its own work
+// only and the difference between the bare proxy and the gateway is the
+// gateway's.
 //
 // Scenarios: direct to the upstream; bare proxy; gateway warm (token B
 // cached, token A verification cached) with the default request log and
@@ -61,7 +63,7 @@ const (
 type options struct {
 	conns, rounds, users, memUsers int
 	duration, refreshFor           time.Duration
-	pin, wrk                       bool
+	pin, upstreamWithLoad, wrk     bool
 	loadCPUs                       int
 	gatewayBin                     string
 }
@@ -76,14 +78,15 @@ func main() {
 	}
 	var o options
 	flag.IntVar(&o.conns, "conns", 64, "concurrent connections")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each throughput phase")
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of the throughput phases (the median counts)")
+	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of each throughput phase")
+	flag.IntVar(&o.rounds, "rounds", 11, "interleaved rounds of the throughput phases (the median counts)")
 	flag.IntVar(&o.users, "users", 1000, "distinct users in the warm phases")
 	flag.DurationVar(&o.refreshFor, "refresh-duration", time.Minute, "length of the refresh-ahead phase")
 	flag.IntVar(&o.memUsers, "memory-users", 100_000, "users in the memory phase")
-	quick := flag.Bool("quick", false, "short phases (2s throughput, 10s refresh-ahead, 20k users)")
+	quick := flag.Bool("quick", false, "a smoke run: one round, 10s refresh-ahead, 20k users")
 	flag.BoolVar(&o.pin, "pin", true, "pin the load generator and the servers to disjoint CPUs with taskset")
 	flag.IntVar(&o.loadCPUs, "load-cpus", 1, "CPUs given to the load generator when pinning")
+	flag.BoolVar(&o.upstreamWithLoad, "upstream-with-load", true, "when pinning, run the upstream on the load generator's CPUs, so that the proxy under test has the other CPUs to itself (false: the upstream shares the proxy's CPUs)")
 	flag.BoolVar(&o.wrk, "wrk", true, "use wrk as the load generator when it is installed (otherwise the Go one)")
 	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "obo-gateway binary to measure (default: built from this checkout)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (not the servers) to `FILE`")
@@ -98,7 +101,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *quick {
-		o.duration, o.rounds, o.refreshFor, o.memUsers = 2*time.Second, 1, 10*time.Second, 20_000
+		o.rounds, o.refreshFor, o.memUsers = 1, 10*time.Second, 20_000
 	}
 	if err := benchmark(o); err != nil {
 		pprof.StopCPUProfile()
@@ -177,6 +180,26 @@ func gatewayWith(idp *localidp.Server, upstream, verifiedCache, requestLog, cach
 	return nil, nil, fmt.Errorf("gateway not ready")
 }
 
+// roundOrder is the order of n scenarios in a round: as listed in even
+// rounds, with the bare proxy and the gateway swapped in odd ones (they are
+// the first two of the proxies: indexes 1 and 2 of the throughput phases,
+// 0 and 1 of the fixed-rate ones), so that a machine getting steadily
+// faster or slower during a run favours neither.
+func roundOrder(n, round int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	if round%2 == 1 {
+		a := 1
+		if n == 2 {
+			a = 0
+		}
+		order[a], order[a+1] = order[a+1], order[a]
+	}
+	return order
+}
+
 func mintTokens(idp *localidp.Server, prefix string, n int) ([]string, error) {
 	toks := make([]string, n)
 	var wg sync.WaitGroup
@@ -229,7 +252,7 @@ func benchmark(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	place, placeNote := choosePlacement(o.pin, o.loadCPUs, runtime.NumCPU())
+	place, placeNote := choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
 	bin := o.gatewayBin
 	if bin == "" {
 		if bin, err = buildGateway(dir); err != nil {
@@ -237,7 +260,7 @@ func benchmark(o options) error {
 		}
 	}
 
-	up, err := startChild(place.servers, "upstream")
+	up, err := startChild(place.upstream, "upstream")
 	if err != nil {
 		return err
 	}
@@ -310,8 +333,9 @@ func benchmark(o options) error {
 		{"gateway warm, verified-token cache off", gwNoVC},
 	}
 	runs := make([][]result, len(scenarios))
-	for range o.rounds {
-		for i, sc := range scenarios {
+	for round := range o.rounds {
+		for _, i := range roundOrder(len(scenarios), round) {
+			sc := scenarios[i]
 			cpu0 := cpuTime(sc.server.pid())
 			calls0 := ioCalls(sc.server.pid())
 			r, err := load.drive(sc.server.addr+"/api/x", o.duration)
@@ -347,8 +371,9 @@ func benchmark(o options) error {
 	rate := math.Round(bareR.rps()/2/100) * 100
 	fixed := []scenario{scenarios[1], scenarios[2]}
 	fixedRuns := make([][]result, len(fixed))
-	for range o.rounds {
-		for i, sc := range fixed {
+	for round := range o.rounds {
+		for _, i := range roundOrder(len(fixed), round) {
+			sc := fixed[i]
 			r, err := load.driveAt(sc.server.addr+"/api/x", o.duration, rate)
 			if err != nil {
 				return fmt.Errorf("%s at %.0f/s: %w", sc.name, rate, err)
@@ -407,7 +432,7 @@ func benchmark(o options) error {
 	}
 	tw.Flush()
 
-	fmt.Printf("\nmedian of %d rounds, each comparing the gateway with the bare proxy run just before it (range):\n", len(runs[1]))
+	fmt.Printf("\nmedian of %d rounds, each comparing the gateway with the bare proxy run next to it (range):\n", len(runs[1]))
 	fmt.Printf("gateway warm / bare proxy throughput:       %.2f (%.2f-%.2f)   (target >= 0.90)\n", ratio, ratioLo, ratioHi)
 	fmt.Printf("gateway warm p99 - bare proxy p99:          %.2fms (%.2f-%.2f)   (target <= 1 ms; saturated, %d connections)\n", addedP99, addedLo, addedHi, o.conns)
 	if bareR.cpu > 0 && warmR.cpu > 0 {

@@ -147,15 +147,18 @@ func readLines(path string) ([]string, error) {
 	return lines, nil
 }
 
-// placement says which CPUs the load generator and the servers run on.
+// placement says which CPUs the load generator, the upstream and the
+// proxies under test (the bare proxy and the gateways) run on.
 type placement struct {
-	load, servers string // taskset CPU lists; empty: not pinned
+	load, upstream, servers string // taskset CPU lists; empty: not pinned
 }
 
 // choosePlacement pins the load generator to the first loadCPUs CPUs and
-// the servers to the rest, when taskset exists and the machine has CPUs
-// to spare.
-func choosePlacement(pin bool, loadCPUs, ncpu int) (placement, string) {
+// the proxies under test to the rest, when taskset exists and the machine
+// has CPUs to spare. The upstream joins the load generator when
+// upstreamWithLoad is set, so that a proxy's CPUs serve that proxy alone
+// and its queue holds nobody else's work; otherwise it joins the proxies.
+func choosePlacement(pin, upstreamWithLoad bool, loadCPUs, ncpu int) (placement, string) {
 	if !pin {
 		return placement{}, "not pinned (-pin=false)"
 	}
@@ -166,7 +169,12 @@ func choosePlacement(pin bool, loadCPUs, ncpu int) (placement, string) {
 		return placement{}, fmt.Sprintf("not pinned (%d CPUs: none to spare for the load generator)", ncpu)
 	}
 	p := placement{load: cpuRange(0, loadCPUs-1), servers: cpuRange(loadCPUs, ncpu-1)}
-	return p, fmt.Sprintf("load generator on CPU %s, servers on CPU %s", p.load, p.servers)
+	if upstreamWithLoad {
+		p.upstream = p.load
+		return p, fmt.Sprintf("load generator and upstream on CPU %s, the proxy under test on CPU %s", p.load, p.servers)
+	}
+	p.upstream = p.servers
+	return p, fmt.Sprintf("load generator on CPU %s, upstream and the proxy under test on CPU %s", p.load, p.servers)
 }
 
 func cpuRange(from, to int) string {
