@@ -56,6 +56,11 @@ type verified struct {
 	kid    string
 }
 
+// averageVerifiedBytes sizes the admission counters of a VerifiedCache
+// (ristretto wants about ten per entry the cache holds when full): what
+// claimsCost charges for a typical Entra token's claims.
+const averageVerifiedBytes = 768
+
 // NewVerifiedCache returns a cache in front of v holding at most maxBytes
 // of claims. keys tells whether a signing key is still published.
 func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
@@ -63,7 +68,7 @@ func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*Verified
 		return nil, fmt.Errorf("proxy: verified token cache size %d must be positive", maxBytes)
 	}
 	store, err := ristretto.NewCache(&ristretto.Config[uint64, *verified]{
-		NumCounters:        max(maxBytes/256*10, 1000),
+		NumCounters:        max(maxBytes/averageVerifiedBytes*10, 1000),
 		MaxCost:            maxBytes,
 		BufferItems:        64,
 		IgnoreInternalCost: true,

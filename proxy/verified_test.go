@@ -144,3 +144,22 @@ func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifiedCacheCountersFitATypicalToken keeps the admission counters'
+// sizing (averageVerifiedBytes) near what a remembered Entra token costs.
+func TestVerifiedCacheCountersFitATypicalToken(t *testing.T) {
+	c := &Claims{
+		Issuer:      "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+		Subject:     "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+		Audience:    "api://6e74172b-be56-4843-9ff4-e66a39bb12e3",
+		TenantID:    "72f988bf-86f1-41af-91ab-2d7cd011db47",
+		ObjectID:    "00000000-0000-0000-66f3-3332eca7ea81",
+		Scopes:      []string{"access_as_user"},
+		Version:     "2.0",
+		ClientAppID: "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+		Username:    "abeli@microsoft.com",
+	}
+	if n := claimsCost(c); n < averageVerifiedBytes/2 || n > averageVerifiedBytes*3/2 {
+		t.Errorf("a typical token costs %d bytes; the counters are sized for %d", n, averageVerifiedBytes)
+	}
+}
