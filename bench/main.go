@@ -180,24 +180,36 @@ func gatewayWith(idp *localidp.Server, upstream, verifiedCache, requestLog, cach
 	return nil, nil, fmt.Errorf("gateway not ready")
 }
 
-// roundOrder is the order of n scenarios in a round: as listed in even
-// rounds, with the bare proxy and the gateway swapped in odd ones (they are
-// the first two of the proxies: indexes 1 and 2 of the throughput phases,
-// 0 and 1 of the fixed-rate ones), so that a machine getting steadily
-// faster or slower during a run favours neither.
-func roundOrder(n, round int) []int {
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
+// roundOrder is the order of a round's phases: order in even rounds,
+// reversed in odd ones, so that phases run next to each other stay next to
+// each other and a machine getting steadily faster or slower during a run
+// favours neither of two compared phases.
+func roundOrder(order []int, round int) []int {
+	if round%2 == 0 {
+		return order
 	}
-	if round%2 == 1 {
-		a := 1
-		if n == 2 {
-			a = 0
-		}
-		order[a], order[a+1] = order[a+1], order[a]
+	r := slices.Clone(order)
+	slices.Reverse(r)
+	return r
+}
+
+// spread is the median and range of one comparison over the rounds.
+type spread struct{ med, lo, hi float64 }
+
+// paired compares two scenarios round by round with f and returns the
+// median and range of the results.
+func paired(base, other []result, f func(base, other result) float64) spread {
+	v := make([]float64, len(base))
+	for i := range v {
+		v[i] = f(base[i], other[i])
 	}
-	return order
+	slices.Sort(v)
+	return spread{v[len(v)/2], v[0], v[len(v)-1]}
+}
+
+// format prints the spread as "med (lo-hi)" with verb and unit.
+func (s spread) format(verb, unit string) string {
+	return fmt.Sprintf(verb+unit+" ("+verb+" to "+verb+")", s.med, s.lo, s.hi)
 }
 
 func mintTokens(idp *localidp.Server, prefix string, n int) ([]string, error) {
@@ -270,6 +282,13 @@ func benchmark(o options) error {
 		return err
 	}
 	defer bare.stop()
+	// A second, identical bare proxy: how far two runs of the same program
+	// differ is the noise every comparison below is read against.
+	bare2, err := startChild(place.servers, "bare", "-upstream", up.addr)
+	if err != nil {
+		return err
+	}
+	defer bare2.stop()
 
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
 	if err != nil {
@@ -331,10 +350,13 @@ func benchmark(o options) error {
 		{"gateway warm", gw},
 		{"gateway warm, every request logged", gwLogAll},
 		{"gateway warm, verified-token cache off", gwNoVC},
+		{"bare reverse proxy, second instance", bare2},
 	}
+	// Each round runs the bare proxy between its twin and the gateway, so
+	// that both comparisons are of phases run next to each other.
 	runs := make([][]result, len(scenarios))
 	for round := range o.rounds {
-		for _, i := range roundOrder(len(scenarios), round) {
+		for _, i := range roundOrder([]int{0, 5, 1, 2, 3, 4}, round) {
 			sc := scenarios[i]
 			cpu0 := cpuTime(sc.server.pid())
 			calls0 := ioCalls(sc.server.pid())
@@ -351,28 +373,23 @@ func benchmark(o options) error {
 		rows = append(rows, row{sc.name, median(runs[i])})
 	}
 	bareR, warmR, logAllR, noVCR := rows[1].r, rows[2].r, rows[3].r, rows[4].r
-	// The comparisons pair the bare proxy and the gateway of the same round
-	// (run seconds apart), so that the machine's drift between rounds
-	// cancels out; the median of the rounds' figures counts.
-	paired := func(f func(bare, gw result) float64) (med, lo, hi float64) {
-		v := make([]float64, len(runs[1]))
-		for i := range v {
-			v[i] = f(runs[1][i], runs[2][i])
-		}
-		slices.Sort(v)
-		return v[len(v)/2], v[0], v[len(v)-1]
-	}
-	ratio, ratioLo, ratioHi := paired(func(b, g result) float64 { return g.rps() / b.rps() })
-	addedP99, addedLo, addedHi := paired(func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
-	addedCPU, cpuLo, cpuHi := paired(func(b, g result) float64 { return perRequest(g) - perRequest(b) })
+	// The comparisons pair the bare proxy with the gateway (or with its
+	// twin) of the same round, run next to each other, so that the
+	// machine's drift between rounds cancels out; the median of the rounds'
+	// figures counts.
+	ratio := paired(runs[1], runs[2], func(b, g result) float64 { return g.rps() / b.rps() })
+	addedP99 := paired(runs[1], runs[2], func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
+	addedCPU := paired(runs[1], runs[2], func(b, g result) float64 { return perRequest(g) - perRequest(b) })
+	twinRatio := paired(runs[1], runs[5], func(b, t result) float64 { return t.rps() / b.rps() })
+	twinP99 := paired(runs[1], runs[5], func(b, t result) float64 { return float64(t.p99-b.p99) / 1e6 })
 
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.
 	rate := math.Round(bareR.rps()/2/100) * 100
-	fixed := []scenario{scenarios[1], scenarios[2]}
+	fixed := []scenario{scenarios[1], scenarios[2], scenarios[5]}
 	fixedRuns := make([][]result, len(fixed))
 	for round := range o.rounds {
-		for _, i := range roundOrder(len(fixed), round) {
+		for _, i := range roundOrder([]int{2, 0, 1}, round) {
 			sc := fixed[i]
 			r, err := load.driveAt(sc.server.addr+"/api/x", o.duration, rate)
 			if err != nil {
@@ -385,13 +402,10 @@ func benchmark(o options) error {
 	for i := range fixed {
 		fixedR[i] = medianP99(fixedRuns[i])
 	}
-	// As at saturation, each round's gateway is compared with that
-	// round's bare proxy.
-	fixedAdded := make([]float64, o.rounds)
-	for i := range fixedAdded {
-		fixedAdded[i] = float64(fixedRuns[1][i].p99-fixedRuns[0][i].p99) / 1e6
-	}
-	slices.Sort(fixedAdded)
+	// As at saturation, each round's gateway and twin are compared with
+	// that round's bare proxy.
+	fixedAdded := paired(fixedRuns[0], fixedRuns[1], func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
+	fixedTwin := paired(fixedRuns[0], fixedRuns[2], func(b, t result) float64 { return float64(t.p99-b.p99) / 1e6 })
 	exchangesWarm := metric(gw.admin, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
 
 	// Cold path: every request a new user, the authority answering in 50 ms.
@@ -432,15 +446,18 @@ func benchmark(o options) error {
 	}
 	tw.Flush()
 
-	fmt.Printf("\nmedian of %d rounds, each comparing the gateway with the bare proxy run next to it (range):\n", len(runs[1]))
-	fmt.Printf("gateway warm / bare proxy throughput:       %.2f (%.2f-%.2f)   (target >= 0.90)\n", ratio, ratioLo, ratioHi)
-	fmt.Printf("gateway warm p99 - bare proxy p99:          %.2fms (%.2f-%.2f)   (target <= 1 ms; saturated, %d connections)\n", addedP99, addedLo, addedHi, o.conns)
+	fmt.Printf("\nmedian of %d rounds, each comparing the gateway, and the bare proxy's twin, with the bare proxy run next to it (range):\n", len(runs[1]))
+	fmt.Printf("gateway warm / bare proxy throughput:       %s   (target >= 0.90)\n", ratio.format("%.2f", ""))
+	fmt.Printf("  the same for the twin (noise):            %s\n", twinRatio.format("%.2f", ""))
+	fmt.Printf("gateway warm p99 - bare proxy p99:          %s   (target <= 1 ms; saturated, %d connections)\n", addedP99.format("%.2f", "ms"), o.conns)
+	fmt.Printf("  the same for the twin (noise):            %s\n", twinP99.format("%.2f", "ms"))
+	fmt.Printf("gateway warm p99 - bare proxy p99:          %s   (target <= 1 ms; at a fixed %.0f requests/s, %d connections)\n",
+		fixedAdded.format("%.2f", "ms"), rate, o.conns)
+	fmt.Printf("  the same for the twin (noise):            %s\n", fixedTwin.format("%.2f", "ms"))
 	if bareR.cpu > 0 && warmR.cpu > 0 {
-		fmt.Printf("gateway CPU per request - bare proxy:       %.1fµs (%.1f-%.1f)\n", addedCPU, cpuLo, cpuHi)
+		fmt.Printf("gateway CPU per request - bare proxy:       %s\n", addedCPU.format("%.1f", "µs"))
 		fmt.Printf("every request logged costs:                 %.1fµs more\n", perRequest(logAllR)-perRequest(warmR))
 	}
-	fmt.Printf("gateway warm p99 - bare proxy p99:          %.2fms (%.2f-%.2f)   (target <= 1 ms; at a fixed %.0f requests/s, %d connections)\n",
-		fixedAdded[len(fixedAdded)/2], fixedAdded[0], fixedAdded[len(fixedAdded)-1], rate, o.conns)
 	fmt.Printf("every request logged / failures only:       %.2f\n", logAllR.rps()/warmR.rps())
 	fmt.Printf("verified-token cache off / on:              %.2f\n", noVCR.rps()/warmR.rps())
 	fmt.Printf("exchanges during the warm phase:            %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)

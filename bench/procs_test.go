@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestChoosePlacement(t *testing.T) {
@@ -33,17 +34,27 @@ func TestChoosePlacement(t *testing.T) {
 
 func TestRoundOrder(t *testing.T) {
 	for _, tc := range []struct {
-		n, round int
-		want     []int
+		round int
+		want  []int
 	}{
-		{5, 0, []int{0, 1, 2, 3, 4}},
-		{5, 1, []int{0, 2, 1, 3, 4}}, // gateway before bare proxy
-		{5, 2, []int{0, 1, 2, 3, 4}},
-		{2, 0, []int{0, 1}},
-		{2, 1, []int{1, 0}},
+		{0, []int{0, 5, 1, 2, 3, 4}},
+		{1, []int{4, 3, 2, 1, 5, 0}},
+		{2, []int{0, 5, 1, 2, 3, 4}},
 	} {
-		if got := roundOrder(tc.n, tc.round); !slices.Equal(got, tc.want) {
-			t.Errorf("roundOrder(%d, %d) = %v, want %v", tc.n, tc.round, got, tc.want)
+		if got := roundOrder([]int{0, 5, 1, 2, 3, 4}, tc.round); !slices.Equal(got, tc.want) {
+			t.Errorf("roundOrder(round %d) = %v, want %v", tc.round, got, tc.want)
 		}
+	}
+}
+
+func TestPaired(t *testing.T) {
+	base := []result{{requests: 100, elapsed: time.Second}, {requests: 200, elapsed: time.Second}, {requests: 100, elapsed: time.Second}}
+	other := []result{{requests: 90, elapsed: time.Second}, {requests: 100, elapsed: time.Second}, {requests: 120, elapsed: time.Second}}
+	got := paired(base, other, func(b, o result) float64 { return o.rps() / b.rps() })
+	if want := (spread{med: 0.9, lo: 0.5, hi: 1.2}); got != want {
+		t.Errorf("paired = %+v, want %+v", got, want)
+	}
+	if s := got.format("%.2f", "ms"); s != "0.90ms (0.50 to 1.20)" {
+		t.Errorf("format = %q", s)
 	}
 }
