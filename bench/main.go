@@ -207,7 +207,7 @@ func paired(base, other []result, f func(base, other result) float64) spread {
 	return spread{v[len(v)/2], v[0], v[len(v)-1]}
 }
 
-// format prints the spread as "med (lo-hi)" with verb and unit.
+// format prints the spread as "med (lo to hi)" with verb and unit.
 func (s spread) format(verb, unit string) string {
 	return fmt.Sprintf(verb+unit+" ("+verb+" to "+verb+")", s.med, s.lo, s.hi)
 }
