@@ -15,10 +15,12 @@
 // only and the difference between the bare proxy and the gateway is the
 // gateway's.
 //
-// Scenarios: direct to the upstream; bare proxy; gateway warm (token B
-// cached, token A verification cached) with the default request log and
-// with every request logged; gateway warm with the verified-token cache
-// off; latency of the bare proxy and the gateway at a fixed rate; the cold
+// Scenarios: direct to the upstream; bare proxy, and an identical twin
+// whose difference from it is the noise of the machine; gateway warm
+// (token B cached, token A verification cached) with the default request
+// log and with every request logged; gateway warm with the verified-token
+// cache off; latency of the two bare proxies and the gateway at a fixed
+// rate; the cold
 // path (every request a new user, authority latency 50 ms); N concurrent
 // first requests of one user; refresh-ahead under steady load with
 // short-lived tokens; a rollout of replicas with and without Redis; heap
