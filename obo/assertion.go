@@ -2,19 +2,17 @@ package obo
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/cert"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 // ClientAssertionType is the client_assertion_type of a JWT client
@@ -91,7 +89,8 @@ type Certificate struct {
 
 	mu         sync.Mutex
 	ck         *CertificateKey
-	header     string // encoded JOSE header of the current certificate
+	alg        jwa.SignatureAlgorithm
+	header     jws.Headers // the JOSE header of the current certificate, alg aside
 	stamps     [2]fileStamp
 	failed     [2]fileStamp // stamps of the last failed reload, reported once
 	assertions map[string]signedAssertion
@@ -142,19 +141,29 @@ func (c *Certificate) load(stamps [2]fileStamp) error {
 	if err != nil {
 		return err
 	}
-	h := map[string]any{"alg": ck.Algorithm, "typ": "JWT", "x5t#S256": ck.Thumbprint()}
+	alg, ok := jwa.LookupSignatureAlgorithm(ck.Algorithm)
+	if !ok {
+		return fmt.Errorf("unsupported assertion algorithm %s", ck.Algorithm)
+	}
+	h := jws.NewHeaders()
+	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
+		return fmt.Errorf("assertion header: %w", err)
+	}
+	if err := h.Set(jws.X509CertThumbprintS256Key, ck.Thumbprint()); err != nil {
+		return fmt.Errorf("assertion header: %w", err)
+	}
 	if c.cfg.SendX5C {
-		x5c := make([]string, len(ck.Chain))
-		for i, cert := range ck.Chain {
-			x5c[i] = base64.StdEncoding.EncodeToString(cert.Raw)
+		var chain cert.Chain
+		for _, crt := range ck.Chain {
+			if err := chain.AddString(base64.StdEncoding.EncodeToString(crt.Raw)); err != nil {
+				return fmt.Errorf("assertion header x5c: %w", err)
+			}
 		}
-		h["x5c"] = x5c
+		if err := h.Set(jws.X509CertChainKey, &chain); err != nil {
+			return fmt.Errorf("assertion header: %w", err)
+		}
 	}
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return fmt.Errorf("encode assertion header: %w", err)
-	}
-	c.ck, c.header, c.stamps = ck, base64.RawURLEncoding.EncodeToString(hb), stamps
+	c.ck, c.alg, c.header, c.stamps = ck, alg, h, stamps
 	clear(c.assertions)
 	return nil
 }
@@ -229,10 +238,15 @@ func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 		Aud: audience, Iss: clientID, Sub: clientID, JTI: newJTI(),
 		NBF: now.Unix(), Exp: exp.Unix(),
 	}
-	jwt, err := signJWT(c.ck.Key, c.ck.Algorithm, c.header, claims)
+	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", &CredentialError{Credential: "certificate", Err: err}
+		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("encode assertion claims: %w", err)}
 	}
+	signed, err := jws.Sign(payload, jws.WithKey(c.alg, c.ck.Key, jws.WithProtectedHeaders(c.header)))
+	if err != nil {
+		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("sign assertion: %w", err)}
+	}
+	jwt := string(signed)
 	if len(c.assertions) >= maxCachedAssertions {
 		for k, a := range c.assertions {
 			if !now.Before(a.expires.Add(-assertionReuseMargin)) {
@@ -260,53 +274,6 @@ type assertionClaims struct {
 
 // String describes the credential without its key.
 func (c *Certificate) String() string { return "certificate " + c.Thumbprint() }
-
-// signJWT signs the compact JWS header64.claims with key using alg.
-func signJWT(key crypto.Signer, alg, header64 string, claims any) (string, error) {
-	cb, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("encode assertion claims: %w", err)
-	}
-	input := header64 + "." + base64.RawURLEncoding.EncodeToString(cb)
-	var h hash.Hash
-	var ch crypto.Hash
-	switch alg {
-	case "PS256", "ES256", "RS256":
-		h, ch = sha256.New(), crypto.SHA256
-	case "ES384":
-		h, ch = sha512.New384(), crypto.SHA384
-	case "ES512":
-		h, ch = sha512.New(), crypto.SHA512
-	default:
-		return "", fmt.Errorf("unsupported assertion algorithm %s", alg)
-	}
-	h.Write([]byte(input))
-	digest := h.Sum(nil)
-	var sig []byte
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		if alg == "RS256" {
-			sig, err = rsa.SignPKCS1v15(rand.Reader, k, ch, digest)
-		} else {
-			sig, err = rsa.SignPSS(rand.Reader, k, ch, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		}
-	case *ecdsa.PrivateKey:
-		r, s, serr := ecdsa.Sign(rand.Reader, k, digest)
-		if serr != nil {
-			return "", fmt.Errorf("sign assertion: %w", serr)
-		}
-		size := (k.Curve.Params().BitSize + 7) / 8
-		sig = make([]byte, 2*size)
-		r.FillBytes(sig[:size])
-		s.FillBytes(sig[size:])
-	default:
-		return "", fmt.Errorf("unsupported key type %T", key)
-	}
-	if err != nil {
-		return "", fmt.Errorf("sign assertion: %w", err)
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
-}
 
 // newJTI returns a random version 4 UUID, the unique id of an assertion.
 func newJTI() string {
