@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -93,112 +94,109 @@ type Metrics struct {
 // runtime and process collectors and obo_gateway_build_info.
 func New(version string) *Metrics {
 	reg := prometheus.NewRegistry()
+	// promauto registers each metric as it is made, so none can be made
+	// and forgotten.
+	f := promauto.With(reg)
 	m := &Metrics{
 		Registry: reg,
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "requests_total",
 			Help: "Requests answered, by route, method and status class.",
 		}, []string{"route", "method", "code"}),
-		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		RequestDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "request_duration_seconds",
 			Help:    "Time to answer a request, by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		InFlight: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "requests_in_flight",
 			Help: "Requests being served.",
 		}),
-		InboundRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		InboundRejections: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "inbound_rejections_total",
 			Help: "Inbound tokens refused, by reason.",
 		}, []string{"reason"}),
-		Exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Exchanges: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "exchanges_total",
 			Help: "Token requests to the authority, by route, flow and outcome.",
 		}, []string{"route", "flow", "outcome"}),
-		ExchangeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		ExchangeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "exchange_duration_seconds",
 			Help:    "Duration of token requests to the authority, by route and flow.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "flow"}),
-		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+		CacheLookups: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cache_lookups_total",
 			Help: "Token B cache lookups, by route and result (hit, miss, shared).",
 		}, []string{"route", "result"}),
-		CacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+		CacheEvictions: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cache_evictions_total",
 			Help: "Token B cache entries evicted to stay within cache.max_bytes.",
 		}),
-		CacheRejections: prometheus.NewCounter(prometheus.CounterOpts{
+		CacheRejections: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cache_rejections_total",
 			Help: "New token B entries refused by the cache's admission policy when full.",
 		}),
-		CacheChallengeEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		CacheChallengeEvictions: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cache_challenge_evictions_total",
 			Help: "Token B cache entries dropped after a downstream claims challenge, by route.",
 		}, []string{"route"}),
-		DownstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		DownstreamErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "downstream_errors_total",
 			Help: "Requests that could not be proxied to the downstream API, by route.",
 		}, []string{"route"}),
-		BadRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		BadRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bad_requests_total",
 			Help: "Requests refused before authentication, by reason.",
 		}, []string{"reason"}),
-		Refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Refreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "refreshes_total",
 			Help: "Refresh-ahead exchanges of cached tokens B, by outcome (success, failure).",
 		}, []string{"outcome"}),
-		CAERetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		CAERetries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cae_retries_total",
 			Help: "Requests retried with a new token B after a downstream claims challenge, by route.",
 		}, []string{"route"}),
-		L2Lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+		L2Lookups: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "l2_lookups_total",
 			Help: "Reads of the Redis second-level cache, by result (hit, miss).",
 		}, []string{"result"}),
-		L2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		L2Errors: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "l2_errors_total",
 			Help: "Redis second-level failures, by kind (timeout, unavailable, decode).",
 		}, []string{"kind"}),
-		L2Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		L2Duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "l2_duration_seconds",
 			Help:    "Duration of Redis operations, by op (get, set, del, lock).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
 		}, []string{"op"}),
-		L2LockWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+		L2LockWaits: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "l2_lock_waits_total",
 			Help: "Waits for another replica's exchange, by outcome (value, gave_up).",
 		}, []string{"outcome"}),
-		JWKSRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		JWKSRefreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "jwks_refreshes_total",
 			Help: "Fetches of the authority's key set, by outcome (success, failure).",
 		}, []string{"outcome"}),
-		AuthorityRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		AuthorityRetries: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "authority_retries_total",
 			Help: "Token requests sent again after a temporary fault of the authority, by fault (throttled, unavailable, timeout).",
 		}, []string{"reason"}),
-		BreakerState: prometheus.NewGauge(prometheus.GaugeOpts{
+		BreakerState: f.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "breaker_state",
 			Help: "State of the authority's circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}),
-		ExchangeQueueRejections: prometheus.NewCounter(prometheus.CounterOpts{
+		ExchangeQueueRejections: f.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "exchange_queue_rejections_total",
 			Help: "Exchanges refused because all exchange slots stayed busy for authority.queue_timeout.",
 		}),
 	}
-	build := prometheus.NewGauge(prometheus.GaugeOpts{
+	f.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help:        "Always 1; labels carry the gateway's version and Go version.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion()},
-	})
-	build.Set(1)
+	}).Set(1)
 	reg.MustRegister(
-		m.Requests, m.RequestDuration, m.InFlight, m.InboundRejections,
-		m.Exchanges, m.ExchangeDuration, m.CacheLookups, m.CacheEvictions, m.CacheRejections,
-		m.CacheChallengeEvictions, m.DownstreamErrors, m.BadRequests, m.Refreshes, m.CAERetries, m.JWKSRefreshes,
-		m.AuthorityRetries, m.BreakerState, m.ExchangeQueueRejections,
-		m.L2Lookups, m.L2Errors, m.L2Duration, m.L2LockWaits, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

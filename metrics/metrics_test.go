@@ -1,9 +1,13 @@
 package metrics
 
 import (
+	"errors"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestStatusClass(t *testing.T) {
@@ -50,5 +54,27 @@ func TestMethodLabel(t *testing.T) {
 		if got := Method(in); got != want {
 			t.Errorf("Method(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestEveryMetricIsRegistered registers each collector of Metrics again:
+// the registry must know every one of them already.
+func TestEveryMetricIsRegistered(t *testing.T) {
+	m := New("v")
+	v := reflect.ValueOf(m).Elem()
+	n := 0
+	for i := range v.NumField() {
+		c, ok := v.Field(i).Interface().(prometheus.Collector)
+		if !ok || v.Type().Field(i).Name == "Registry" {
+			continue
+		}
+		n++
+		var are prometheus.AlreadyRegisteredError
+		if err := m.Registry.Register(c); !errors.As(err, &are) {
+			t.Errorf("%s is not registered (registering it again: %v)", v.Type().Field(i).Name, err)
+		}
+	}
+	if n < 20 {
+		t.Errorf("found %d collectors in Metrics, want at least 20", n)
 	}
 }
