@@ -316,17 +316,24 @@ func (c *Cache) fetchThrough(ctx context.Context, key string, fetch FetchFunc) (
 			defer release()
 		}
 	}
+	e, err := c.fetchAndShare(ctx, key, fetch)
+	return e, false, err
+}
+
+// fetchAndShare runs fetch for key, checks that the entry is key's and
+// writes it to the second level for the other replicas.
+func (c *Cache) fetchAndShare(ctx context.Context, key string, fetch FetchFunc) (*Entry, error) {
 	e, err := fetch(ctx)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if e == nil || e.Key != key {
-		return nil, false, errors.New("cache: fetch returned an entry for another key")
+		return nil, errors.New("cache: fetch returned an entry for another key")
 	}
-	if l2 != nil {
-		l2.Set(ctx, e)
+	if c.cfg.L2 != nil {
+		c.cfg.L2.Set(ctx, e)
 	}
-	return e, false, nil
+	return e, nil
 }
 
 // refreshAhead starts a background fetch that replaces old, unless one is
@@ -360,17 +367,11 @@ func (c *Cache) refreshAhead(old *Entry, fetch FetchFunc) {
 			}
 			defer release()
 		}
-		e, err := fetch(c.ctx)
-		if err == nil && (e == nil || e.Key != key) {
-			err = errors.New("cache: refresh returned an entry for another key")
-		}
+		e, err := c.fetchAndShare(c.ctx, key, fetch)
 		if err != nil {
 			old.nextRefresh.Store(c.cfg.Now().Add(c.cfg.RefreshRetry).UnixNano())
 		} else {
 			c.Set(e)
-			if c.cfg.L2 != nil {
-				c.cfg.L2.Set(c.ctx, e)
-			}
 		}
 		if c.cfg.OnRefresh != nil {
 			c.cfg.OnRefresh(key, err)

@@ -174,3 +174,38 @@ func TestFreshIsAHitThatNeedsNoRefresh(t *testing.T) {
 		}
 	}
 }
+
+// TestAnEntryForAnotherKeyIsNeverStored: a fetch (or a refresh) that
+// answers with another key's entry fails and stores nothing under key.
+func TestAnEntryForAnotherKeyIsNeverStored(t *testing.T) {
+	t0 := time.Now()
+	clk := newClock(t0)
+	refreshed := make(chan error, 1)
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { refreshed <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	other := func(ctx context.Context) (*Entry, error) {
+		return NewEntry("other", "someone-else", "Bearer", clk.now(), clk.now().Add(time.Hour), 0), nil
+	}
+
+	if _, _, err := c.Fetch(context.Background(), "k", other); err == nil {
+		t.Error("a miss answered with another key's entry succeeded")
+	}
+	if e, ok := c.Get("k"); ok {
+		t.Errorf("k holds %q after a fetch for another key", e.Token)
+	}
+
+	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0))
+	clk.set(t0.Add(50 * time.Minute))
+	if e, res, err := c.Fetch(context.Background(), "k", other); err != nil || res != Hit || e.Token != "old" {
+		t.Fatalf("due for refresh: %v %v %v", e, res, err)
+	}
+	if err := <-refreshed; err == nil {
+		t.Error("a refresh answered with another key's entry succeeded")
+	}
+	if e, _ := c.Get("k"); e == nil || e.Token != "old" {
+		t.Errorf("after a refresh for another key, k holds %v", e)
+	}
+}
