@@ -11,6 +11,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/urfave/cli/v2"
 
+	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
@@ -58,15 +59,15 @@ func runCheck(c *cli.Context) error {
 	fmt.Fprintln(w)
 	ctx, cancel := context.WithTimeout(c.Context, 2*cfg.Authority.Timeout.D())
 	defer cancel()
-	hc := &http.Client{Timeout: cfg.Authority.Timeout.D()}
-	md := &obo.Metadata{Issuer: cfg.Authority.Issuer, JWKSURI: cfg.Authority.JWKSURI, TokenEndpoint: cfg.Authority.TokenEndpoint}
-	if md.Issuer == "" || md.JWKSURI == "" || md.TokenEndpoint == "" {
-		d, err := obo.Discover(ctx, hc, cfg.Authority.URL)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("authority.url: %v", err), 2)
-		}
+	// The metadata as serve resolves it: configured values first, the
+	// discovery document for the rest.
+	hc := app.AuthorityClient(cfg)
+	md, discovered, err := app.ResolveAuthority(ctx, hc, cfg)
+	if discovered {
 		fmt.Fprintf(w, "discovery: %s ok\n", obo.DiscoveryURL(cfg.Authority.URL))
-		md = d
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("authority: %v", err), 2)
 	}
 	fmt.Fprintf(w, "issuer: %s\ntoken endpoint: %s\n", md.Issuer, md.TokenEndpoint)
 	n, err := countKeys(ctx, hc, md.JWKSURI)

@@ -272,18 +272,26 @@ func (a *App) loadAuthority(ctx context.Context) {
 	}
 }
 
-func (a *App) buildHandler(ctx context.Context) error {
-	cfg := a.cfg
-	// Discovery and key set fetches follow a redirect only to a URL that
-	// passes the same https rule as the configured ones.
-	hc := &http.Client{Transport: obo.NewTransport(), Timeout: cfg.Authority.Timeout.D(),
+// AuthorityClient returns the HTTP client for the authority's discovery
+// documents and key sets: it follows a redirect only to a URL that passes
+// the same https rule as the configured ones.
+func AuthorityClient(cfg *config.Config) *http.Client {
+	return &http.Client{Transport: obo.NewTransport(), Timeout: cfg.Authority.Timeout.D(),
 		CheckRedirect: func(r *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
 			}
 			return config.CheckAuthorityURL(r.URL.String())
 		}}
-	md := obo.Metadata{
+}
+
+// ResolveAuthority returns the authority's metadata as the gateway uses it:
+// the configured authority.issuer, .jwks_uri and .token_endpoint, each one
+// left empty taken from the discovery document of authority.url (fetched
+// only then; discovered reports whether it was). Both URLs must pass the
+// https rule of the configuration.
+func ResolveAuthority(ctx context.Context, hc *http.Client, cfg *config.Config) (md obo.Metadata, discovered bool, err error) {
+	md = obo.Metadata{
 		Issuer:        cfg.Authority.Issuer,
 		JWKSURI:       cfg.Authority.JWKSURI,
 		TokenEndpoint: cfg.Authority.TokenEndpoint,
@@ -293,23 +301,28 @@ func (a *App) buildHandler(ctx context.Context) error {
 		d, err := obo.Discover(dctx, hc, cfg.Authority.URL)
 		cancel()
 		if err != nil {
-			return err
+			return md, false, err
 		}
-		if md.Issuer == "" {
-			md.Issuer = d.Issuer
-		}
-		if md.JWKSURI == "" {
-			md.JWKSURI = d.JWKSURI
-		}
-		if md.TokenEndpoint == "" {
-			md.TokenEndpoint = d.TokenEndpoint
-		}
+		discovered = true
+		md.Issuer = cmp.Or(md.Issuer, d.Issuer)
+		md.JWKSURI = cmp.Or(md.JWKSURI, d.JWKSURI)
+		md.TokenEndpoint = cmp.Or(md.TokenEndpoint, d.TokenEndpoint)
 	}
 	if err := config.CheckAuthorityURL(md.JWKSURI); err != nil {
-		return fmt.Errorf("app: jwks_uri: %w", err)
+		return md, discovered, fmt.Errorf("app: jwks_uri: %w", err)
 	}
 	if err := config.CheckAuthorityURL(md.TokenEndpoint); err != nil {
-		return fmt.Errorf("app: token_endpoint: %w", err)
+		return md, discovered, fmt.Errorf("app: token_endpoint: %w", err)
+	}
+	return md, discovered, nil
+}
+
+func (a *App) buildHandler(ctx context.Context) error {
+	cfg := a.cfg
+	hc := AuthorityClient(cfg)
+	md, _, err := ResolveAuthority(ctx, hc, cfg)
+	if err != nil {
+		return err
 	}
 
 	// v1 access tokens carry the issuer of the v1 discovery document.
