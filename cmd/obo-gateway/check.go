@@ -67,7 +67,7 @@ func runCheck(c *cli.Context) error {
 		fmt.Fprintf(w, "discovery: %s ok\n", obo.DiscoveryURL(cfg.Authority.URL))
 	}
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("authority: %v", err), 2)
+		return cli.Exit(err.Error(), 2)
 	}
 	fmt.Fprintf(w, "issuer: %s\ntoken endpoint: %s\n", md.Issuer, md.TokenEndpoint)
 	n, err := countKeys(ctx, hc, md.JWKSURI)

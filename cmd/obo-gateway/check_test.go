@@ -70,3 +70,22 @@ routes:
 		})
 	}
 }
+
+// TestCheckOnlineUnreachableAuthority exits 2 naming the discovery that
+// failed.
+func TestCheckOnlineUnreachableAuthority(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := `authority: {url: "http://127.0.0.1:1/tenant/v2.0", timeout: 2s}
+client: {id: check-client, secret: s}
+inbound: {audiences: [api://check]}
+routes:
+  - {name: api, path_prefix: /api, upstream: http://127.0.0.1:1, scopes: [api://down/.default]}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runBinary(t, nil, "check", "--online", "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, "discovery") || !strings.Contains(errOut, "127.0.0.1:1/tenant/v2.0/.well-known/openid-configuration") {
+		t.Errorf("exit %d, stderr %q, stdout %q; want 2 and the failed discovery named", code, errOut, out)
+	}
+}
