@@ -16,15 +16,25 @@ func newClock(t time.Time) *clock { c := &clock{}; c.ns.Store(t.UnixNano()); ret
 func (c *clock) now() time.Time   { return time.Unix(0, c.ns.Load()) }
 func (c *clock) set(t time.Time)  { c.ns.Store(t.UnixNano()) }
 
-func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
-	t0 := time.Now()
-	clk := newClock(t0)
+// refreshingCache returns a Cache on clk whose refresh-ahead outcomes
+// arrive on the returned channel; retry is its RefreshRetry (0: the
+// default).
+func refreshingCache(t *testing.T, clk *clock, retry time.Duration) (*Cache, <-chan error) {
+	t.Helper()
 	refreshed := make(chan error, 10)
-	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { refreshed <- err }})
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, RefreshRetry: retry,
+		OnRefresh: func(_ string, err error) { refreshed <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
+	return c, refreshed
+}
+
+func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
+	t0 := time.Now()
+	clk := newClock(t0)
+	c, refreshed := refreshingCache(t, clk, 0)
 	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0)) // refresh at 41m15s
 
 	var calls atomic.Int32
@@ -70,13 +80,7 @@ func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
 func TestFailedRefreshKeepsOldUntilMargin(t *testing.T) {
 	t0 := time.Now()
 	clk := newClock(t0)
-	refreshed := make(chan error, 10)
-	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, RefreshRetry: time.Minute,
-		OnRefresh: func(_ string, err error) { refreshed <- err }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, refreshed := refreshingCache(t, clk, time.Minute)
 	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0))
 	var calls atomic.Int32
 	boom := errors.New("authority down")
@@ -116,12 +120,7 @@ func TestShortLivedTokenIsRefreshedAhead(t *testing.T) {
 	// A 20-second token is usable for 10 s and refreshed from 7.5 s.
 	t0 := time.Now()
 	clk := newClock(t0)
-	done := make(chan error, 1)
-	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { done <- err }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, done := refreshingCache(t, clk, 0)
 	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(20*time.Second), 0))
 	fetch := func(ctx context.Context) (*Entry, error) {
 		now := clk.now()
@@ -147,11 +146,7 @@ func TestShortLivedTokenIsRefreshedAhead(t *testing.T) {
 func TestFreshIsAHitThatNeedsNoRefresh(t *testing.T) {
 	t0 := time.Now()
 	clk := newClock(t0)
-	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newCache(t, clk.now)
 	if _, ok := c.Fresh("k"); ok {
 		t.Fatal("Fresh of a key never stored reported an entry")
 	}
@@ -180,12 +175,7 @@ func TestFreshIsAHitThatNeedsNoRefresh(t *testing.T) {
 func TestAnEntryForAnotherKeyIsNeverStored(t *testing.T) {
 	t0 := time.Now()
 	clk := newClock(t0)
-	refreshed := make(chan error, 1)
-	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now, OnRefresh: func(_ string, err error) { refreshed <- err }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, refreshed := refreshingCache(t, clk, 0)
 	other := func(ctx context.Context) (*Entry, error) {
 		return NewEntry("other", "someone-else", "Bearer", clk.now(), clk.now().Add(time.Hour), 0), nil
 	}

@@ -145,13 +145,7 @@ func (c *Certificate) load(stamps [2]fileStamp) error {
 	if !ok {
 		return fmt.Errorf("unsupported assertion algorithm %s", ck.Algorithm)
 	}
-	h := jws.NewHeaders()
-	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
-		return fmt.Errorf("assertion header: %w", err)
-	}
-	if err := h.Set(jws.X509CertThumbprintS256Key, ck.Thumbprint()); err != nil {
-		return fmt.Errorf("assertion header: %w", err)
-	}
+	fields := map[string]any{jws.TypeKey: "JWT", jws.X509CertThumbprintS256Key: ck.Thumbprint()}
 	if c.cfg.SendX5C {
 		var chain cert.Chain
 		for _, crt := range ck.Chain {
@@ -159,8 +153,12 @@ func (c *Certificate) load(stamps [2]fileStamp) error {
 				return fmt.Errorf("assertion header x5c: %w", err)
 			}
 		}
-		if err := h.Set(jws.X509CertChainKey, &chain); err != nil {
-			return fmt.Errorf("assertion header: %w", err)
+		fields[jws.X509CertChainKey] = &chain
+	}
+	h := jws.NewHeaders()
+	for k, v := range fields {
+		if err := h.Set(k, v); err != nil {
+			return fmt.Errorf("assertion header %s: %w", k, err)
 		}
 	}
 	c.ck, c.alg, c.header, c.stamps = ck, alg, h, stamps

@@ -43,17 +43,7 @@ func TestCheckOnlineResolvesAsServeDoes(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := filepath.Join(t.TempDir(), "config.yaml")
-			yaml := fmt.Sprintf(`authority: %s
-client: {id: check-client, secret: s}
-inbound: {audiences: [api://check]}
-routes:
-  - {name: api, path_prefix: /api, upstream: http://127.0.0.1:1, scopes: [api://down/.default]}
-`, tc.authority)
-			if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out, errOut, code := runBinary(t, nil, "check", "--online", "--config", cfg)
+			out, errOut, code := checkOnline(t, tc.authority)
 			if code != 0 {
 				t.Fatalf("exit %d: %s\n%s", code, errOut, out)
 			}
@@ -74,18 +64,26 @@ routes:
 // TestCheckOnlineUnreachableAuthority exits 2 naming the discovery that
 // failed.
 func TestCheckOnlineUnreachableAuthority(t *testing.T) {
+	out, errOut, code := checkOnline(t, `{url: "http://127.0.0.1:1/tenant/v2.0", timeout: 2s}`)
+	if code != 2 || !strings.Contains(errOut, "discovery") || !strings.Contains(errOut, "127.0.0.1:1/tenant/v2.0/.well-known/openid-configuration") {
+		t.Errorf("exit %d, stderr %q, stdout %q; want 2 and the failed discovery named", code, errOut, out)
+	}
+}
+
+// checkOnline runs check --online on a configuration whose authority
+// section is authority (YAML flow style) and whose other sections are
+// fixed.
+func checkOnline(t *testing.T, authority string) (stdout, stderr string, code int) {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := `authority: {url: "http://127.0.0.1:1/tenant/v2.0", timeout: 2s}
+	yaml := fmt.Sprintf(`authority: %s
 client: {id: check-client, secret: s}
 inbound: {audiences: [api://check]}
 routes:
   - {name: api, path_prefix: /api, upstream: http://127.0.0.1:1, scopes: [api://down/.default]}
-`
+`, authority)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := runBinary(t, nil, "check", "--online", "--config", cfg)
-	if code != 2 || !strings.Contains(errOut, "discovery") || !strings.Contains(errOut, "127.0.0.1:1/tenant/v2.0/.well-known/openid-configuration") {
-		t.Errorf("exit %d, stderr %q, stdout %q; want 2 and the failed discovery named", code, errOut, out)
-	}
+	return runBinary(t, nil, "check", "--online", "--config", cfg)
 }
