@@ -568,11 +568,15 @@ func memory(idp *localidp.Server, users int) error {
 		c.Set(cache.NewEntry(key, string(b), "Bearer", now, now.Add(time.Hour), 0))
 	}
 	live, spans := heapBytes()
-	per := float64(live-live0) / float64(users)
-	perSpans := float64(spans-spans0) / float64(users)
 	fmt.Printf("\nmemory: %d cached users, token B of %d bytes\n", c.Len(), size)
-	fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2; live heap after a collection)\n", per, per/float64(size))
-	fmt.Printf("  heap spans in use per cached token: %.0f bytes = %.2f x the token   (also counts free slots the inserts' garbage left)\n", perSpans, perSpans/float64(size))
+	if per, ok := perEntry(live0, live, users); ok {
+		fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2; live heap after a collection)\n", per, per/float64(size))
+	} else {
+		fmt.Printf("  heap per cached token: not measurable: the live heap went from %d to %d bytes, the rest of the process moved it more than %d entries did (raise -memory-users)\n", live0, live, users)
+	}
+	if per, ok := perEntry(spans0, spans, users); ok {
+		fmt.Printf("  heap spans in use per cached token: %.0f bytes = %.2f x the token   (also counts free slots the inserts' garbage left)\n", per, per/float64(size))
+	}
 	fmt.Printf("  bytes charged against cache.max_bytes: %d (%.0f per entry)\n", c.Bytes(), float64(c.Bytes())/float64(users))
 
 	small, err := cache.New(cache.Config{MaxBytes: 8 << 20})
@@ -587,6 +591,16 @@ func memory(idp *localidp.Server, users int) error {
 	fmt.Printf("  cache.max_bytes 8MiB after %d inserts: %d bytes held, %d entries   (bound respected: %v)\n",
 		users, small.Bytes(), small.Len(), small.Bytes() <= 8<<20)
 	return nil
+}
+
+// perEntry is the growth from before to after shared among n entries. It
+// reports false when there is no growth to share: with few entries, memory
+// the rest of the process released in between can outweigh theirs.
+func perEntry(before, after uint64, n int) (float64, bool) {
+	if after <= before || n <= 0 {
+		return 0, false
+	}
+	return float64(after-before) / float64(n), true
 }
 
 // medianP99 returns the round with the median p99 latency.

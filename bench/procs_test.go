@@ -58,3 +58,25 @@ func TestPaired(t *testing.T) {
 		t.Errorf("format = %q", s)
 	}
 }
+
+func TestPerEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after uint64
+		n             int
+		want          float64
+		ok            bool
+	}{
+		{"growth shared", 1000, 5000, 4, 1000, true},
+		{"heap shrank: the unsigned difference must not wrap", 5000, 1000, 4, 0, false},
+		{"no growth", 5000, 5000, 4, 0, false},
+		{"no entries", 1000, 5000, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := perEntry(tc.before, tc.after, tc.n)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("perEntry(%d, %d, %d) = %v, %v; want %v, %v", tc.before, tc.after, tc.n, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -112,16 +112,21 @@ func TestVerifiedTokenCacheRechecksExpiry(t *testing.T) {
 	if a := e.get("/echo/x", e.token("x")); a.status != 200 {
 		t.Fatal(a.status)
 	}
-	// Expired 59 s ago: valid for one more second with the 60 s skew.
+	// Expired 57 to 58 s ago: with the 60 s skew, valid for 2 to 3 more
+	// seconds. exp is a whole second (a JWT's NumericDate), so it is set on
+	// one: an exp taken from now+x would be cut to the second below, and
+	// the token's remaining validity would depend on when in the second
+	// the test ran.
+	exp := time.Now().Truncate(time.Second).Add(-57 * time.Second)
 	tok := e.token("x", func(u *localidp.UserToken) {
-		u.IssuedAt = time.Now().Add(-10 * time.Minute)
+		u.IssuedAt = exp.Add(-10 * time.Minute)
 		u.NotBefore = u.IssuedAt
-		u.Lifetime = 10*time.Minute - 59*time.Second
+		u.Lifetime = 10 * time.Minute
 	})
 	if a := e.get("/echo/x", tok); a.status != 200 {
 		t.Fatalf("still within skew: %d %s", a.status, a.body)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Until(exp.Add(60*time.Second + 300*time.Millisecond)))
 	if a := e.get("/echo/x", tok); a.status != http.StatusUnauthorized {
 		t.Errorf("cached verification served after expiry: %d", a.status)
 	}
