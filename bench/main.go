@@ -559,7 +559,7 @@ func memory(idp *localidp.Server, users int) error {
 		return err
 	}
 	defer c.Close()
-	live0, spans0 := heapBytes()
+	live0, spans0, scan0 := heapBytes()
 	now := time.Now()
 	for i := range users {
 		b := []byte(tok)
@@ -567,7 +567,7 @@ func memory(idp *localidp.Server, users int) error {
 		key := cache.UserKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), nil, "api://bench-upstream/data.read")
 		c.Set(cache.NewEntry(key, string(b), "Bearer", now, now.Add(time.Hour), 0))
 	}
-	live, spans := heapBytes()
+	live, spans, scan := heapBytes()
 	fmt.Printf("\nmemory: %d cached users, token B of %d bytes\n", c.Len(), size)
 	if per, ok := perEntry(live0, live, users); ok {
 		fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2; live heap after a collection)\n", per, per/float64(size))
@@ -576,6 +576,9 @@ func memory(idp *localidp.Server, users int) error {
 	}
 	if per, ok := perEntry(spans0, spans, users); ok {
 		fmt.Printf("  heap spans in use per cached token: %.0f bytes = %.2f x the token   (also counts free slots the inserts' garbage left)\n", per, per/float64(size))
+	}
+	if per, ok := perEntry(scan0, scan, users); ok {
+		fmt.Printf("  heap every collection scans per cached token: %.0f bytes   (objects holding pointers; the token's bytes are not scanned)\n", per)
 	}
 	fmt.Printf("  bytes charged against cache.max_bytes: %d (%.0f per entry)\n", c.Bytes(), float64(c.Bytes())/float64(users))
 
@@ -626,16 +629,17 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// heapBytes collects garbage, then returns the bytes of live heap objects
-// and the bytes of heap spans in use (which also count the free slots of
-// spans that hold a live object).
-func heapBytes() (live, inUse uint64) {
+// heapBytes collects garbage, then returns the bytes of live heap objects,
+// the bytes of heap spans in use (which also count the free slots of spans
+// that hold a live object) and the bytes of heap the collector scans for
+// pointers (the objects that hold any).
+func heapBytes() (live, inUse, scan uint64) {
 	runtime.GC()
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
 	metrics.Read(s)
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return s[0].Value.Uint64(), m.HeapInuse
+	return s[0].Value.Uint64(), m.HeapInuse, s[1].Value.Uint64()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
