@@ -20,10 +20,9 @@
 // (token B cached, token A verification cached) with the default request
 // log and with every request logged; gateway warm with the verified-token
 // cache off; latency of the two bare proxies and the gateway at a fixed
-// rate; the cold
-// path (every request a new user, authority latency 50 ms); N concurrent
-// first requests of one user; refresh-ahead under steady load with
-// short-lived tokens; a rollout of replicas with and without Redis; heap
+// rate; the cold path (every request a new user, authority latency 50 ms);
+// N concurrent first requests of one user; refresh-ahead under steady load
+// with short-lived tokens; a rollout of replicas with and without Redis; heap
 // per cached token for 100k users.
 package main
 
@@ -209,6 +208,12 @@ func paired(base, other []result, f func(base, other result) float64) spread {
 	return spread{v[len(v)/2], v[0], v[len(v)-1]}
 }
 
+// throughputRatio is other's requests per second over base's.
+func throughputRatio(base, other result) float64 { return other.rps() / base.rps() }
+
+// addedP99ms is other's p99 latency minus base's, in milliseconds.
+func addedP99ms(base, other result) float64 { return float64(other.p99-base.p99) / 1e6 }
+
 // format prints the spread as "med (lo to hi)" with verb and unit.
 func (s spread) format(verb, unit string) string {
 	return fmt.Sprintf(verb+unit+" ("+verb+" to "+verb+")", s.med, s.lo, s.hi)
@@ -379,11 +384,11 @@ func benchmark(o options) error {
 	// twin) of the same round, run next to each other, so that the
 	// machine's drift between rounds cancels out; the median of the rounds'
 	// figures counts.
-	ratio := paired(runs[1], runs[2], func(b, g result) float64 { return g.rps() / b.rps() })
-	addedP99 := paired(runs[1], runs[2], func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
+	ratio := paired(runs[1], runs[2], throughputRatio)
+	addedP99 := paired(runs[1], runs[2], addedP99ms)
 	addedCPU := paired(runs[1], runs[2], func(b, g result) float64 { return perRequest(g) - perRequest(b) })
-	twinRatio := paired(runs[1], runs[5], func(b, t result) float64 { return t.rps() / b.rps() })
-	twinP99 := paired(runs[1], runs[5], func(b, t result) float64 { return float64(t.p99-b.p99) / 1e6 })
+	twinRatio := paired(runs[1], runs[5], throughputRatio)
+	twinP99 := paired(runs[1], runs[5], addedP99ms)
 
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.
@@ -406,8 +411,8 @@ func benchmark(o options) error {
 	}
 	// As at saturation, each round's gateway and twin are compared with
 	// that round's bare proxy.
-	fixedAdded := paired(fixedRuns[0], fixedRuns[1], func(b, g result) float64 { return float64(g.p99-b.p99) / 1e6 })
-	fixedTwin := paired(fixedRuns[0], fixedRuns[2], func(b, t result) float64 { return float64(t.p99-b.p99) / 1e6 })
+	fixedAdded := paired(fixedRuns[0], fixedRuns[1], addedP99ms)
+	fixedTwin := paired(fixedRuns[0], fixedRuns[2], addedP99ms)
 	exchangesWarm := metric(gw.admin, `obo_gateway_exchanges_total{flow="on_behalf_of",outcome="success",route="api"}`)
 
 	// Cold path: every request a new user, the authority answering in 50 ms.

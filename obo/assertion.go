@@ -149,7 +149,7 @@ func (c *Certificate) load(stamps [2]fileStamp) error {
 	if c.cfg.SendX5C {
 		var chain cert.Chain
 		for _, crt := range ck.Chain {
-			if err := chain.AddString(base64.StdEncoding.EncodeToString(crt.Raw)); err != nil {
+			if err := chain.Add(base64.StdEncoding.AppendEncode(nil, crt.Raw)); err != nil {
 				return fmt.Errorf("assertion header x5c: %w", err)
 			}
 		}
