@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -162,4 +166,78 @@ func TestVerifiedCacheCountersFitATypicalToken(t *testing.T) {
 	if n := claimsCost(c); n < averageVerifiedBytes/2 || n > averageVerifiedBytes*3/2 {
 		t.Errorf("a typical token costs %d bytes; the counters are sized for %d", n, averageVerifiedBytes)
 	}
+}
+
+func TestRememberPacksClaims(t *testing.T) {
+	c := &Claims{
+		Issuer: testIssuer, Subject: "s1", Audience: "api://a", TenantID: "t1", ObjectID: "o1",
+		Scopes: []string{"access_as_user", "other"}, Roles: []string{"Reader"}, AuthContexts: []string{"c1", "c2"},
+		Version: "2.0", ClientAppID: "app", Username: "alice@example.com", ExpiresAt: time.Unix(1700000000, 0),
+	}
+	sum := sumToken("token")
+	e := remember(c, "k1", sum)
+	if !reflect.DeepEqual(&e.claims, c) || e.kid != "k1" || e.sum != sum {
+		t.Fatalf("remember changed the claims:\n got %+v kid %q\nwant %+v kid %q", &e.claims, e.kid, c, "k1")
+	}
+	// Appending to one list must not overwrite the next in the shared array.
+	for name, l := range map[string][]string{"Scopes": e.claims.Scopes, "Roles": e.claims.Roles, "AuthContexts": e.claims.AuthContexts} {
+		if cap(l) != len(l) {
+			t.Errorf("%s has spare capacity %d in the shared array", name, cap(l)-len(l))
+		}
+	}
+	// The entry, the string every claim is a slice of, the lists' array.
+	if n := testing.AllocsPerRun(100, func() { remember(c, "k1", sum) }); n != 3 {
+		t.Errorf("remember allocates %v objects, want 3", n)
+	}
+	bare := &Claims{Subject: "s1", ExpiresAt: c.ExpiresAt}
+	if e := remember(bare, "", sum); !reflect.DeepEqual(&e.claims, bare) {
+		t.Errorf("claims without lists: got %+v, want %+v", &e.claims, bare)
+	}
+}
+
+// TestVerifiedCacheObjectsPerToken counts the heap objects the verified-token
+// cache keeps per remembered token, after real validations (whose decoded
+// claims are a dozen objects): the collector visits each on every cycle.
+func TestVerifiedCacheObjectsPerToken(t *testing.T) {
+	const n = 1000
+	s := newSigner(t, "k1")
+	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(t)}}
+	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := NewVerifiedCache(v, keys, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	now := time.Now()
+	toks := make([]string, n)
+	for i := range toks {
+		c := goodClaims(now)
+		c["oid"] = fmt.Sprintf("%08d-0000-0000-0000-000000000000", i)
+		c["roles"] = []string{"Reader", "Writer"}
+		c["acrs"] = []string{"c1"}
+		c["azp"], c["preferred_username"] = "client-app", fmt.Sprintf("user%d@example.com", i)
+		toks[i] = s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, c)
+	}
+	objects := func() uint64 {
+		vc.store.Wait()
+		runtime.GC()
+		m := []rtmetrics.Sample{{Name: "/gc/heap/objects:objects"}}
+		rtmetrics.Read(m)
+		return m[0].Value.Uint64()
+	}
+	before := objects()
+	for _, tok := range toks {
+		if _, err := vc.Validate(context.Background(), tok, sumToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(objects()-before) / n
+	t.Logf("%.1f heap objects per remembered token", per)
+	if per > 5 {
+		t.Errorf("the verified-token cache holds %.1f heap objects per token, want at most 5 (3 of its own, the rest its store's)", per)
+	}
+	runtime.KeepAlive(toks)
 }
