@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 	"unsafe"
-
-	"github.com/dgraph-io/ristretto/v2"
 )
 
 // MaxCachedTokenBytes is the size above which a verified token A is not
@@ -44,10 +44,33 @@ type KeyPresence interface {
 // token's expiry (with the validator's clock skew) and that the key that
 // signed it is still published, so removing a key from the authority's key
 // set revokes the tokens it signed. Refusals are not remembered.
+//
+// Its table is a few locked maps rather than a ristretto cache: a
+// remembered validation is cheap to redo (one signature check), so an
+// admission policy buys little, while every ristretto instance holds a
+// 32,768-slot buffer of pointers that the garbage collector scans on each
+// cycle, as long on one CPU as the rest of a bare proxy's collection.
 type VerifiedCache struct {
-	v     *Validator
-	keys  KeyPresence
-	store *ristretto.Cache[uint64, *verified]
+	v          *Validator
+	keys       KeyPresence
+	shardBytes int64 // the bound of each shard
+	shards     [verifiedShards]verifiedShard
+}
+
+// verifiedShards is the number of independently locked parts of a
+// VerifiedCache; each holds at most 1/verifiedShards of its bytes.
+const verifiedShards = 16
+
+// evictionSamples is how many entries an insert into a shard looks at: it
+// drops those whose token has expired, and, while the shard is full, the
+// one that expires first.
+const evictionSamples = 5
+
+// verifiedShard is one part of a VerifiedCache's table.
+type verifiedShard struct {
+	mu      sync.RWMutex
+	entries map[uint64]*verified // by the first 8 bytes of the token's SHA-256
+	bytes   int64                // the sum of the entries' costs
 }
 
 // verified is one remembered token: its claims, the key that signed it and
@@ -56,6 +79,7 @@ type verified struct {
 	claims Claims
 	kid    string
 	sum    [sha256.Size]byte
+	cost   int64 // bytes charged against the cache's bound (claimsCost)
 }
 
 // remember returns the entry that remembers claims, of a token signed with
@@ -67,7 +91,7 @@ type verified struct {
 // entry itself, one string that every claim and the kid are slices of, and
 // one array behind the scope, role and authentication-context lists.
 func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
-	e := &verified{sum: sum, kid: kid, claims: Claims{
+	e := &verified{sum: sum, kid: kid, cost: claimsCost(c), claims: Claims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, TenantID: c.TenantID, ObjectID: c.ObjectID,
 		Scopes: c.Scopes, Roles: c.Roles, AuthContexts: c.AuthContexts,
 		Version: c.Version, ClientAppID: c.ClientAppID, Username: c.Username, ExpiresAt: c.ExpiresAt,
@@ -118,53 +142,114 @@ func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
 	return e
 }
 
-// averageVerifiedBytes sizes the admission counters of a VerifiedCache
-// (ristretto wants about ten per entry the cache holds when full): what
-// claimsCost charges for a typical Entra token's claims.
-const averageVerifiedBytes = 768
-
 // NewVerifiedCache returns a cache in front of v holding at most maxBytes
 // of claims. keys tells whether a signing key is still published.
 func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("proxy: verified token cache size %d must be positive", maxBytes)
 	}
-	store, err := ristretto.NewCache(&ristretto.Config[uint64, *verified]{
-		NumCounters:        max(maxBytes/averageVerifiedBytes*10, 1000),
-		MaxCost:            maxBytes,
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("proxy: verified token cache: %w", err)
-	}
-	return &VerifiedCache{v: v, keys: keys, store: store}, nil
+	return &VerifiedCache{v: v, keys: keys, shardBytes: maxBytes / verifiedShards}, nil
 }
 
-// Close releases the cache.
-func (c *VerifiedCache) Close() { c.store.Close() }
+// Close forgets every remembered token.
+func (c *VerifiedCache) Close() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.entries, sh.bytes = nil, 0
+		sh.mu.Unlock()
+	}
+}
 
 // Validate returns the remembered claims of raw when they are still valid,
 // and otherwise validates raw fully and remembers the result.
 func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Size]byte) (*Claims, error) {
 	id := binary.LittleEndian.Uint64(sum[:8])
-	if e, ok := c.store.Get(id); ok && e.sum == sum {
+	sh := &c.shards[id%verifiedShards]
+	if e := sh.get(id); e != nil && e.sum == sum {
 		if c.v.cfg.Now().Before(e.claims.ExpiresAt.Add(c.v.cfg.ClockSkew)) && c.keys.Has(e.kid) {
 			return &e.claims, nil
 		}
-		c.store.Del(id)
+		sh.remove(id, e)
 	}
 	claims, err := c.v.Validate(ctx, raw)
 	if err != nil || len(raw) > MaxCachedTokenBytes {
 		return claims, err
 	}
-	ttl := claims.ExpiresAt.Add(c.v.cfg.ClockSkew).Sub(c.v.cfg.Now())
-	if ttl > 0 {
-		e := remember(claims, headerKID(raw), sum)
-		c.store.SetWithTTL(id, e, claimsCost(claims), ttl)
-		return &e.claims, nil
+	e := remember(claims, headerKID(raw), sum)
+	sh.add(id, e, c.shardBytes, c.v.cfg.Now().Add(-c.v.cfg.ClockSkew))
+	return &e.claims, nil
+}
+
+// get returns the entry stored under id, or nil.
+func (s *verifiedShard) get(id uint64) *verified {
+	s.mu.RLock()
+	e := s.entries[id]
+	s.mu.RUnlock()
+	return e
+}
+
+// remove deletes e, if it is still the entry stored under id.
+func (s *verifiedShard) remove(id uint64, e *verified) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries[id] == e {
+		delete(s.entries, id)
+		s.bytes -= e.cost
 	}
-	return claims, nil
+}
+
+// add stores e under id, within limit bytes: it first drops, of up to
+// evictionSamples entries taken in the map's random order, those whose
+// token expired before expiredBefore, then, while e does not fit, the
+// sampled entry that expires first. An entry over limit is not stored.
+func (s *verifiedShard) add(id uint64, e *verified, limit int64, expiredBefore time.Time) {
+	if e.cost > limit {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries == nil {
+		s.entries = make(map[uint64]*verified)
+	}
+	if old, ok := s.entries[id]; ok {
+		delete(s.entries, id)
+		s.bytes -= old.cost
+	}
+	n := 0
+	for k, old := range s.entries {
+		if old.claims.ExpiresAt.Before(expiredBefore) {
+			delete(s.entries, k)
+			s.bytes -= old.cost
+		}
+		if n++; n == evictionSamples {
+			break
+		}
+	}
+	for s.bytes+e.cost > limit {
+		s.evictOne()
+	}
+	s.entries[id] = e
+	s.bytes += e.cost
+}
+
+// evictOne drops, of up to evictionSamples entries taken in the map's
+// random order, the one whose token expires first. The shard must hold an
+// entry.
+func (s *verifiedShard) evictOne() {
+	var victim uint64
+	var first *verified
+	n := 0
+	for k, e := range s.entries {
+		if first == nil || e.claims.ExpiresAt.Before(first.claims.ExpiresAt) {
+			victim, first = k, e
+		}
+		if n++; n == evictionSamples {
+			break
+		}
+	}
+	delete(s.entries, victim)
+	s.bytes -= first.cost
 }
 
 // keyMemoCost approximates the bytes of the token B cache key remembered
