@@ -131,13 +131,7 @@ func BenchmarkWarmUsersGC(b *testing.B) {
 	for _, users := range []int{0, 500} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
 			h, s := newTestHandler(b, true, nil, LogNone)
-			now := time.Now()
-			toks := make([]string, users)
-			for i := range toks {
-				c := goodClaims(now)
-				c["oid"] = fmt.Sprintf("%08d-0000-0000-0000-000000000000", i)
-				toks[i] = s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, c)
-			}
+			toks := userTokens(b, s, users, nil)
 			objects0, scan0 := heapAfterGC()
 			for _, tok := range toks {
 				serveOK(b, h, "/api/items/1", tok)
@@ -167,20 +161,10 @@ func heapAfterGC() (objects, scan int64) {
 
 // BenchmarkValidate compares a full validation with a remembered one.
 func BenchmarkValidate(b *testing.B) {
-	s := newSigner(b, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(b)}}
-	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
-	if err != nil {
-		b.Fatal(err)
-	}
-	vc, err := NewVerifiedCache(v, keys, 1<<20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vc.Close()
+	vc, s, _ := newTestVerifiedCache(b, 1<<20)
 	tok := s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
 	sum := sumToken(tok)
-	for name, tv := range map[string]TokenValidator{"full": Uncached(v), "remembered": vc} {
+	for name, tv := range map[string]TokenValidator{"full": Uncached(vc.v), "remembered": vc} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

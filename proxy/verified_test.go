@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime"
 	rtmetrics "runtime/metrics"
@@ -181,27 +182,10 @@ func TestRememberPacksClaims(t *testing.T) {
 // claims are a dozen objects): the collector visits each on every cycle.
 func TestVerifiedCacheObjectsPerToken(t *testing.T) {
 	const n = 1000
-	s := newSigner(t, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(t)}}
-	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := NewVerifiedCache(v, keys, 64<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vc.Close()
-	now := time.Now()
-	toks := make([]string, n)
-	for i := range toks {
-		c := goodClaims(now)
-		c["oid"] = fmt.Sprintf("%08d-0000-0000-0000-000000000000", i)
-		c["roles"] = []string{"Reader", "Writer"}
-		c["acrs"] = []string{"c1"}
-		c["azp"], c["preferred_username"] = "client-app", fmt.Sprintf("user%d@example.com", i)
-		toks[i] = s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, c)
-	}
+	vc, s, _ := newTestVerifiedCache(t, 64<<20)
+	toks := userTokens(t, s, n, map[string]any{
+		"roles": []string{"Reader", "Writer"}, "acrs": []string{"c1"}, "azp": "client-app", "preferred_username": "user@example.com",
+	})
 	objects := func() uint64 {
 		runtime.GC()
 		m := []rtmetrics.Sample{{Name: "/gc/heap/objects:objects"}}
@@ -295,23 +279,8 @@ func TestVerifiedShardDropsExpiredEntries(t *testing.T) {
 // goroutines through a cache too small to hold them: every answer carries
 // the claims of the token asked about, never another's.
 func TestVerifiedCacheConcurrentTokens(t *testing.T) {
-	s := newSigner(t, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(t)}}
-	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := NewVerifiedCache(v, keys, verifiedShards*2000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	toks := make([]string, 60)
-	for i := range toks {
-		c := goodClaims(now)
-		c["oid"] = fmt.Sprint("user-", i)
-		toks[i] = s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, c)
-	}
+	vc, s, keys := newTestVerifiedCache(t, verifiedShards*2000)
+	toks := userTokens(t, s, 60, nil)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -322,7 +291,7 @@ func TestVerifiedCacheConcurrentTokens(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if want := fmt.Sprint("user-", i); c.ObjectID != want {
+				if want := userOID(i); c.ObjectID != want {
 					t.Errorf("token of %s answered with the claims of %s", want, c.ObjectID)
 					return
 				}
@@ -334,3 +303,40 @@ func TestVerifiedCacheConcurrentTokens(t *testing.T) {
 		t.Errorf("%d signature checks for %d validations: nothing was remembered", n, 8*300)
 	}
 }
+
+// newTestVerifiedCache returns a verified-token cache of maxBytes in front
+// of a validator of testIssuer's tokens for "api://a", the signer of those
+// tokens (key id "k1") and its key set, which counts signature checks.
+func newTestVerifiedCache(tb testing.TB, maxBytes int64) (*VerifiedCache, *signer, *countingKeys) {
+	tb.Helper()
+	s := newSigner(tb, "k1")
+	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(tb)}}
+	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vc, err := NewVerifiedCache(v, keys, maxBytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(vc.Close)
+	return vc, s, keys
+}
+
+// userTokens signs n valid tokens A, the i-th for user userOID(i), with
+// goodClaims and the claims of extra.
+func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string {
+	tb.Helper()
+	now := time.Now()
+	toks := make([]string, n)
+	for i := range toks {
+		c := goodClaims(now)
+		maps.Copy(c, extra)
+		c["oid"] = userOID(i)
+		toks[i] = s.sign(tb, map[string]any{"alg": "RS256", "kid": "k1"}, c)
+	}
+	return toks
+}
+
+// userOID is the object id of userTokens' i-th user.
+func userOID(i int) string { return fmt.Sprintf("%08d-0000-0000-0000-000000000000", i) }
