@@ -19,8 +19,10 @@
 // whose difference from it is the noise of the machine; gateway warm
 // (token B cached, token A verification cached) with the default request
 // log and with every request logged; gateway warm with the verified-token
-// cache off; latency of the two bare proxies and the gateway at a fixed
-// rate; the cold path (every request a new user, authority latency 50 ms);
+// cache off; the gateway, and the twin, run side by side with the bare
+// proxy on the same CPU (CPU per request measured over the same moments);
+// latency of the two bare proxies and the gateway at a fixed rate; the
+// cold path (every request a new user, authority latency 50 ms);
 // N concurrent first requests of one user; refresh-ahead under steady load
 // with short-lived tokens; a rollout of replicas with and without Redis; heap
 // per cached token for 100k users.
@@ -29,6 +31,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -211,6 +214,33 @@ func paired(base, other []result, f func(base, other result) float64) spread {
 // throughputRatio is other's requests per second over base's.
 func throughputRatio(base, other result) float64 { return other.rps() / base.rps() }
 
+// cpuRatio is base's CPU per request over other's: other's throughput
+// relative to base's when both have the same CPU (0 without CPU times).
+func cpuRatio(base, other result) float64 {
+	if base.cpu <= 0 || other.cpu <= 0 {
+		return 0
+	}
+	return perRequest(base) / perRequest(other)
+}
+
+// sideBySide drives base and other at once for d, each with its own run of
+// the load generator, and returns both results with the CPU time each
+// server used meanwhile.
+func sideBySide(load *loadGen, base, other *proc, d time.Duration) (result, result, error) {
+	cpuB, cpuO := cpuTime(base.pid()), cpuTime(other.pid())
+	var rb, ro result
+	var errB, errO error
+	var wg sync.WaitGroup
+	wg.Go(func() { rb, errB = load.drive(base.addr+"/api/x", d) })
+	wg.Go(func() { ro, errO = load.drive(other.addr+"/api/x", d) })
+	wg.Wait()
+	if err := errors.Join(errB, errO); err != nil {
+		return result{}, result{}, err
+	}
+	rb.cpu, ro.cpu = cpuTime(base.pid())-cpuB, cpuTime(other.pid())-cpuO
+	return rb, ro, nil
+}
+
 // addedP99ms is other's p99 latency minus base's, in milliseconds.
 func addedP99ms(base, other result) float64 { return float64(other.p99-base.p99) / 1e6 }
 
@@ -390,6 +420,30 @@ func benchmark(o options) error {
 	twinRatio := paired(runs[1], runs[5], throughputRatio)
 	twinP99 := paired(runs[1], runs[5], addedP99ms)
 
+	// Side by side: the bare proxy and the gateway (or its twin) driven at
+	// once, each by its own load generator, sharing the proxies' CPU. Both
+	// then live through the same moments of the machine, so the drift from
+	// one phase to the next, which the sequential comparisons can only pair
+	// away, does not enter; both saturated, each one's throughput at equal
+	// CPU is the inverse of its CPU per request.
+	var sideBase, sideGW, sideTwinBase, sideTwin []result
+	for round := range o.rounds {
+		for _, i := range roundOrder([]int{0, 1}, round) {
+			other := []*proc{gw, bare2}[i]
+			b, g, err := sideBySide(load, bare, other, o.duration)
+			if err != nil {
+				return fmt.Errorf("side by side: %w", err)
+			}
+			if i == 0 {
+				sideBase, sideGW = append(sideBase, b), append(sideGW, g)
+			} else {
+				sideTwinBase, sideTwin = append(sideTwinBase, b), append(sideTwin, g)
+			}
+		}
+	}
+	sideRatio := paired(sideBase, sideGW, cpuRatio)
+	sideTwinRatio := paired(sideTwinBase, sideTwin, cpuRatio)
+
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.
 	rate := math.Round(bareR.rps()/2/100) * 100
@@ -461,6 +515,11 @@ func benchmark(o options) error {
 	fmt.Printf("gateway warm p99 - bare proxy p99:          %s   (target <= 1 ms; at a fixed %.0f requests/s, %d connections)\n",
 		fixedAdded.format("%.2f", "ms"), rate, o.conns)
 	fmt.Printf("  the same for the twin (noise):            %s\n", fixedTwin.format("%.2f", "ms"))
+	if sideRatio.med > 0 {
+		fmt.Printf("\nside by side, median of %d rounds (the bare proxy and the gateway, or the twin, driven at once on the same CPU; throughput at equal CPU = the bare proxy's CPU per request / theirs):\n", len(sideBase))
+		fmt.Printf("gateway warm / bare proxy throughput:       %s   (target >= 0.90)\n", sideRatio.format("%.2f", ""))
+		fmt.Printf("  the same for the twin (noise):            %s\n", sideTwinRatio.format("%.2f", ""))
+	}
 	if bareR.cpu > 0 && warmR.cpu > 0 {
 		fmt.Printf("gateway CPU per request - bare proxy:       %s\n", addedCPU.format("%.1f", "µs"))
 		fmt.Printf("every request logged costs:                 %.1fµs more\n", perRequest(logAllR)-perRequest(warmR))
