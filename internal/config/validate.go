@@ -75,8 +75,10 @@ func (c *Config) validate() []Problem {
 	if c.Cache.Key != "" { // empty means the default, user
 		v.oneOf("cache.key", c.Cache.Key, CacheKeyUser, CacheKeyAssertion)
 	}
-	if c.Inbound.VerifiedCacheBytes < 0 {
-		v.add("inbound.verified_cache_bytes", "must not be negative")
+	// The verified-token cache splits its bytes over 16 maps; below 256KiB
+	// each would hold a handful of tokens, or none.
+	if n := c.Inbound.VerifiedCacheBytes; n < 0 || n > 0 && n < 256*KiB {
+		v.add("inbound.verified_cache_bytes", "must be 0 (off) or at least 256KiB, not %s", n)
 	}
 	for i, cp := range c.Client.Capabilities {
 		if cp != "cp1" {

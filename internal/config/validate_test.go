@@ -335,6 +335,7 @@ func TestValidateFastPathKeys(t *testing.T) {
 		{"unknown cache key mode", func(c *Config) { c.Cache.Key = "session" }, "cache.key"},
 		{"unknown capability", func(c *Config) { c.Client.Capabilities = []string{"cp1", "cp2"} }, "client.capabilities[1]"},
 		{"negative verified cache", func(c *Config) { c.Inbound.VerifiedCacheBytes = -1 }, "inbound.verified_cache_bytes"},
+		{"verified cache too small to hold a token per map", func(c *Config) { c.Inbound.VerifiedCacheBytes = 4 * KiB }, "inbound.verified_cache_bytes"},
 		{"huge replay buffer", func(c *Config) { c.Routes[0].ReplayMaxBytes = 32 * MiB }, "routes[0].replay_max_bytes"},
 	}
 	for _, tc := range tests {
