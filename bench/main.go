@@ -237,6 +237,10 @@ func sideBySide(load *loadGen, base, other *proc, d time.Duration) (result, resu
 	if err := errors.Join(errB, errO); err != nil {
 		return result{}, result{}, err
 	}
+	// A failed request is cheap to answer and would flatter its server.
+	if rb.errors > 0 || ro.errors > 0 {
+		return result{}, result{}, fmt.Errorf("%d and %d requests failed", rb.errors, ro.errors)
+	}
 	rb.cpu, ro.cpu = cpuTime(base.pid())-cpuB, cpuTime(other.pid())-cpuO
 	return rb, ro, nil
 }
@@ -434,6 +438,9 @@ func benchmark(o options) error {
 			if err != nil {
 				return fmt.Errorf("side by side: %w", err)
 			}
+			if cpuRatio(b, g) == 0 {
+				continue // no CPU times here (not Linux)
+			}
 			if i == 0 {
 				sideBase, sideGW = append(sideBase, b), append(sideGW, g)
 			} else {
@@ -441,8 +448,11 @@ func benchmark(o options) error {
 			}
 		}
 	}
-	sideRatio := paired(sideBase, sideGW, cpuRatio)
-	sideTwinRatio := paired(sideTwinBase, sideTwin, cpuRatio)
+	var sideRatio, sideTwinRatio spread
+	if len(sideGW) > 0 && len(sideTwin) > 0 {
+		sideRatio = paired(sideBase, sideGW, cpuRatio)
+		sideTwinRatio = paired(sideTwinBase, sideTwin, cpuRatio)
+	}
 
 	// Latency at a fixed rate, about half of what the floor can carry:
 	// what a request pays for the gateway when the CPU is not saturated.

@@ -91,7 +91,7 @@ type verified struct {
 // entry itself, one string that every claim and the kid are slices of, and
 // one array behind the scope, role and authentication-context lists.
 func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
-	e := &verified{sum: sum, kid: kid, cost: claimsCost(c), claims: Claims{
+	e := &verified{sum: sum, kid: kid, cost: claimsCost(c, kid), claims: Claims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, TenantID: c.TenantID, ObjectID: c.ObjectID,
 		Scopes: c.Scopes, Roles: c.Roles, AuthContexts: c.AuthContexts,
 		Version: c.Version, ClientAppID: c.ClientAppID, Username: c.Username, ExpiresAt: c.ExpiresAt,
@@ -143,7 +143,10 @@ func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
 }
 
 // NewVerifiedCache returns a cache in front of v holding at most maxBytes
-// of claims. keys tells whether a signing key is still published.
+// of claims. keys tells whether a signing key is still published. Each of
+// the cache's 16 maps holds at most a sixteenth of maxBytes, and a
+// remembered token costs about a kilobyte (claimsCost), so a cache of less
+// than a few hundred KiB remembers few tokens, or none.
 func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("proxy: verified token cache size %d must be positive", maxBytes)
@@ -151,7 +154,8 @@ func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*Verified
 	return &VerifiedCache{v: v, keys: keys, shardBytes: maxBytes / verifiedShards}, nil
 }
 
-// Close forgets every remembered token.
+// Close forgets every remembered token. The cache stays usable: later
+// validations are remembered again.
 func (c *VerifiedCache) Close() {
 	for i := range c.shards {
 		sh := &c.shards[i]
@@ -256,15 +260,19 @@ func (s *verifiedShard) evictOne() {
 // with a token's claims: the routeKey and a key of tenant, user and scopes.
 const keyMemoCost = 64 + 160
 
-// claimsCost approximates the bytes one remembered token costs.
-func claimsCost(c *Claims) int64 {
-	n := 208 + keyMemoCost + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID) +
-		len(c.Version) + len(c.ClientAppID) + len(c.Username)
-	for _, s := range c.Scopes {
-		n += 16 + len(s)
-	}
-	for _, s := range c.Roles {
-		n += 16 + len(s)
+// verifiedOverhead approximates the bytes a remembered token costs beyond
+// its strings and lists: its entry, its map slot and its cache key.
+const verifiedOverhead = int(unsafe.Sizeof(verified{})) + 32 + keyMemoCost
+
+// claimsCost approximates the bytes one remembered token costs: claims c of
+// a token signed with key kid.
+func claimsCost(c *Claims, kid string) int64 {
+	n := verifiedOverhead + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID) +
+		len(c.Version) + len(c.ClientAppID) + len(c.Username) + len(kid)
+	for _, l := range [...][]string{c.Scopes, c.Roles, c.AuthContexts} {
+		for _, s := range l {
+			n += 16 + len(s)
+		}
 	}
 	return int64(n)
 }
