@@ -40,7 +40,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -53,6 +52,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
 )
 
@@ -430,28 +430,28 @@ func benchmark(o options) error {
 	// one phase to the next, which the sequential comparisons can only pair
 	// away, does not enter; both saturated, each one's throughput at equal
 	// CPU is the inverse of its CPU per request.
-	var sideBase, sideGW, sideTwinBase, sideTwin []result
+	// side[0] pairs the bare proxy with the gateway, side[1] with the twin.
+	side := [2]struct {
+		other      *proc
+		base, runs []result
+	}{{other: gw}, {other: bare2}}
 	for round := range o.rounds {
 		for _, i := range roundOrder([]int{0, 1}, round) {
-			other := []*proc{gw, bare2}[i]
-			b, g, err := sideBySide(load, bare, other, o.duration)
+			s := &side[i]
+			b, r, err := sideBySide(load, bare, s.other, o.duration)
 			if err != nil {
 				return fmt.Errorf("side by side: %w", err)
 			}
-			if cpuRatio(b, g) == 0 {
+			if cpuRatio(b, r) == 0 {
 				continue // no CPU times here (not Linux)
 			}
-			if i == 0 {
-				sideBase, sideGW = append(sideBase, b), append(sideGW, g)
-			} else {
-				sideTwinBase, sideTwin = append(sideTwinBase, b), append(sideTwin, g)
-			}
+			s.base, s.runs = append(s.base, b), append(s.runs, r)
 		}
 	}
 	var sideRatio, sideTwinRatio spread
-	if len(sideGW) > 0 && len(sideTwin) > 0 {
-		sideRatio = paired(sideBase, sideGW, cpuRatio)
-		sideTwinRatio = paired(sideTwinBase, sideTwin, cpuRatio)
+	if len(side[0].runs) > 0 && len(side[1].runs) > 0 {
+		sideRatio = paired(side[0].base, side[0].runs, cpuRatio)
+		sideTwinRatio = paired(side[1].base, side[1].runs, cpuRatio)
 	}
 
 	// Latency at a fixed rate, about half of what the floor can carry:
@@ -526,7 +526,7 @@ func benchmark(o options) error {
 		fixedAdded.format("%.2f", "ms"), rate, o.conns)
 	fmt.Printf("  the same for the twin (noise):            %s\n", fixedTwin.format("%.2f", "ms"))
 	if sideRatio.med > 0 {
-		fmt.Printf("\nside by side, median of %d rounds (the bare proxy and the gateway, or the twin, driven at once on the same CPU; throughput at equal CPU = the bare proxy's CPU per request / theirs):\n", len(sideBase))
+		fmt.Printf("\nside by side, median of %d rounds (the bare proxy and the gateway, or the twin, driven at once on the same CPU; throughput at equal CPU = the bare proxy's CPU per request / theirs):\n", len(side[0].runs))
 		fmt.Printf("gateway warm / bare proxy throughput:       %s   (target >= 0.90)\n", sideRatio.format("%.2f", ""))
 		fmt.Printf("  the same for the twin (noise):            %s\n", sideTwinRatio.format("%.2f", ""))
 	}
@@ -633,7 +633,7 @@ func memory(idp *localidp.Server, users int) error {
 		return err
 	}
 	defer c.Close()
-	live0, spans0, scan0 := heapBytes()
+	h0 := heapstat.AfterGC()
 	now := time.Now()
 	for i := range users {
 		b := []byte(tok)
@@ -641,17 +641,17 @@ func memory(idp *localidp.Server, users int) error {
 		key := cache.UserKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), nil, "api://bench-upstream/data.read")
 		c.Set(cache.NewEntry(key, string(b), "Bearer", now, now.Add(time.Hour), 0))
 	}
-	live, spans, scan := heapBytes()
+	h := heapstat.AfterGC()
 	fmt.Printf("\nmemory: %d cached users, token B of %d bytes\n", c.Len(), size)
-	if per, ok := perEntry(live0, live, users); ok {
+	if per, ok := perEntry(h0.Live, h.Live, users); ok {
 		fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2; live heap after a collection)\n", per, per/float64(size))
 	} else {
-		fmt.Printf("  heap per cached token: not measurable: the live heap went from %d to %d bytes, the rest of the process moved it more than %d entries did (raise -memory-users)\n", live0, live, users)
+		fmt.Printf("  heap per cached token: not measurable: the live heap went from %d to %d bytes, the rest of the process moved it more than %d entries did (raise -memory-users)\n", h0.Live, h.Live, users)
 	}
-	if per, ok := perEntry(spans0, spans, users); ok {
+	if per, ok := perEntry(h0.InUse, h.InUse, users); ok {
 		fmt.Printf("  heap spans in use per cached token: %.0f bytes = %.2f x the token   (also counts free slots the inserts' garbage left)\n", per, per/float64(size))
 	}
-	if per, ok := perEntry(scan0, scan, users); ok {
+	if per, ok := perEntry(h0.Scan, h.Scan, users); ok {
 		fmt.Printf("  heap every collection scans per cached token: %.0f bytes   (objects holding pointers; the token's bytes are not scanned)\n", per)
 	}
 	fmt.Printf("  bytes charged against cache.max_bytes: %d (%.0f per entry)\n", c.Bytes(), float64(c.Bytes())/float64(users))
@@ -701,19 +701,6 @@ func freePort() int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// heapBytes collects garbage, then returns the bytes of live heap objects,
-// the bytes of heap spans in use (which also count the free slots of spans
-// that hold a live object) and the bytes of heap the collector scans for
-// pointers (the objects that hold any).
-func heapBytes() (live, inUse, scan uint64) {
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
-	metrics.Read(s)
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return s[0].Value.Uint64(), m.HeapInuse, s[1].Value.Uint64()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }

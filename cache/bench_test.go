@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 )
 
 func BenchmarkFetchHit(b *testing.B) {
@@ -48,18 +50,18 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		live0, spans0 := heapBytes()
+		h0 := heapstat.AfterGC()
 		now := time.Now()
 		for i := range entries {
 			tok := make([]byte, tokenBytes)
 			copy(tok, fmt.Sprint(i))
 			c.Set(NewEntry(UserKey("tenant", fmt.Sprintf("user-%08d", i), nil, "scope"), string(tok), "Bearer", now, now.Add(time.Hour), 0))
 		}
-		live, spans := heapBytes()
-		per := float64(live-live0) / entries
+		h := heapstat.AfterGC()
+		per := float64(h.Live-h0.Live) / entries
 		b.ReportMetric(per, "heapB/entry")
 		b.ReportMetric(per/tokenBytes, "x-token-size")
-		b.ReportMetric(float64(spans-spans0)/entries/tokenBytes, "spans-x-token-size")
+		b.ReportMetric(float64(h.InUse-h0.InUse)/entries/tokenBytes, "spans-x-token-size")
 		c.Close()
 	}
 }

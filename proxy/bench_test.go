@@ -10,12 +10,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"runtime"
-	rtmetrics "runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
@@ -132,31 +132,22 @@ func BenchmarkWarmUsersGC(b *testing.B) {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
 			h, s := newTestHandler(b, true, nil, LogNone)
 			toks := userTokens(b, s, users, nil)
-			objects0, scan0 := heapAfterGC()
+			h0 := heapstat.AfterGC()
 			for _, tok := range toks {
 				serveOK(b, h, "/api/items/1", tok)
 			}
-			objects, scan := heapAfterGC()
+			h1 := heapstat.AfterGC()
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 			for b.Loop() {
 				runtime.GC()
 			}
 			if users > 0 { // after the loop, which clears reported metrics
-				b.ReportMetric(float64(objects-objects0)/float64(users), "objects/user")
-				b.ReportMetric(float64(scan-scan0)/float64(users), "scanB/user")
+				b.ReportMetric(float64(h1.Objects-h0.Objects)/float64(users), "objects/user")
+				b.ReportMetric(float64(h1.Scan-h0.Scan)/float64(users), "scanB/user")
 			}
 			runtime.KeepAlive(h)
 		})
 	}
-}
-
-// heapAfterGC collects garbage, then returns the number of live heap
-// objects and the bytes of heap a collection scans.
-func heapAfterGC() (objects, scan int64) {
-	runtime.GC()
-	m := []rtmetrics.Sample{{Name: "/gc/heap/objects:objects"}, {Name: "/gc/scan/heap:bytes"}}
-	rtmetrics.Read(m)
-	return int64(m[0].Value.Uint64()), int64(m[1].Value.Uint64())
 }
 
 // BenchmarkValidate compares a full validation with a remembered one.

@@ -79,7 +79,7 @@ type verified struct {
 	claims Claims
 	kid    string
 	sum    [sha256.Size]byte
-	cost   int64 // bytes charged against the cache's bound (claimsCost)
+	cost   int64 // bytes charged against the cache's bound
 }
 
 // remember returns the entry that remembers claims, of a token signed with
@@ -89,9 +89,10 @@ type verified struct {
 // (each string and list its own), which for thousands of users lengthens
 // every collection. The entry holds the same values in three objects: the
 // entry itself, one string that every claim and the kid are slices of, and
-// one array behind the scope, role and authentication-context lists.
+// one array behind the scope, role and authentication-context lists. Its
+// cost is verifiedOverhead, the bytes of the strings and 16 per list item.
 func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
-	e := &verified{sum: sum, kid: kid, cost: claimsCost(c, kid), claims: Claims{
+	e := &verified{sum: sum, kid: kid, claims: Claims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, TenantID: c.TenantID, ObjectID: c.ObjectID,
 		Scopes: c.Scopes, Roles: c.Roles, AuthContexts: c.AuthContexts,
 		Version: c.Version, ClientAppID: c.ClientAppID, Username: c.Username, ExpiresAt: c.ExpiresAt,
@@ -120,6 +121,7 @@ func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
 		}
 	}
 	packed := b.String()
+	e.cost = int64(verifiedOverhead + size + 16*items)
 	next := func(n int) string {
 		s := packed[:n]
 		packed = packed[n:]
@@ -145,7 +147,7 @@ func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
 // NewVerifiedCache returns a cache in front of v holding at most maxBytes
 // of claims. keys tells whether a signing key is still published. Each of
 // the cache's 16 maps holds at most a sixteenth of maxBytes, and a
-// remembered token costs about a kilobyte (claimsCost), so a cache of less
+// remembered token costs about a kilobyte (see remember), so a cache of less
 // than a few hundred KiB remembers few tokens, or none.
 func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
 	if maxBytes <= 0 {
@@ -263,19 +265,6 @@ const keyMemoCost = 64 + 160
 // verifiedOverhead approximates the bytes a remembered token costs beyond
 // its strings and lists: its entry, its map slot and its cache key.
 const verifiedOverhead = int(unsafe.Sizeof(verified{})) + 32 + keyMemoCost
-
-// claimsCost approximates the bytes one remembered token costs: claims c of
-// a token signed with key kid.
-func claimsCost(c *Claims, kid string) int64 {
-	n := verifiedOverhead + len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID) +
-		len(c.Version) + len(c.ClientAppID) + len(c.Username) + len(kid)
-	for _, l := range [...][]string{c.Scopes, c.Roles, c.AuthContexts} {
-		for _, s := range l {
-			n += 16 + len(s)
-		}
-	}
-	return int64(n)
-}
 
 // headerKID returns the "kid" of a token that has already been validated.
 func headerKID(raw string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 )
 
 // countingKeys counts key lookups (one per signature verification) and can
@@ -193,14 +194,14 @@ func TestVerifiedCacheObjectsPerToken(t *testing.T) {
 	toks := userTokens(t, s, n, map[string]any{
 		"roles": []string{"Reader", "Writer"}, "acrs": []string{"c1"}, "azp": "client-app", "preferred_username": "user@example.com",
 	})
-	before, _ := heapAfterGC()
+	before := heapstat.AfterGC()
 	for _, tok := range toks {
 		if _, err := vc.Validate(context.Background(), tok, sumToken(tok)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after, _ := heapAfterGC()
-	per := float64(after-before) / n
+	after := heapstat.AfterGC()
+	per := float64(after.Objects-before.Objects) / n
 	t.Logf("%.1f heap objects per remembered token", per)
 	if per > 4 {
 		t.Errorf("the verified-token cache holds %.1f heap objects per token, want at most 4 (3 of its own, the rest its maps' growth)", per)
@@ -212,13 +213,13 @@ func TestVerifiedCacheObjectsPerToken(t *testing.T) {
 // collector no work on every cycle (a ristretto cache's set buffer is 256
 // KiB of pointers).
 func TestVerifiedCacheAddsLittleScanWork(t *testing.T) {
-	_, before := heapAfterGC()
+	before := heapstat.AfterGC()
 	vc, err := NewVerifiedCache(nil, nil, 16<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, after := heapAfterGC(); after-before > 64<<10 {
-		t.Errorf("an empty verified-token cache adds %d bytes to every collection's heap scan, want at most 64 KiB (a ristretto cache adds about 290 KiB)", after-before)
+	if n := int64(heapstat.AfterGC().Scan) - int64(before.Scan); n > 64<<10 {
+		t.Errorf("an empty verified-token cache adds %d bytes to every collection's heap scan, want at most 64 KiB (a ristretto cache adds about 290 KiB)", n)
 	}
 	runtime.KeepAlive(vc)
 }
