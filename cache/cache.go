@@ -353,28 +353,40 @@ func (c *Cache) refreshAhead(old *Entry, fetch FetchFunc) {
 	c.mu.Unlock()
 	go func() {
 		defer c.bg.Done()
-		defer c.refreshing.Delete(key)
-		if l2 := c.cfg.L2; l2 != nil {
-			// Another replica may have refreshed already, or be doing so.
-			if e, ok := l2.Get(c.ctx, key); ok && e.Key == key && e.IssuedAt.After(old.IssuedAt) {
-				c.Set(e)
-				return
-			}
-			release, acquired := l2.Lock(c.ctx, key)
-			if !acquired {
-				old.nextRefresh.Store(c.cfg.Now().Add(time.Second).UnixNano())
-				return
-			}
-			defer release()
-		}
-		e, err := c.fetchAndShare(c.ctx, key, fetch)
-		if err != nil {
-			old.nextRefresh.Store(c.cfg.Now().Add(c.cfg.RefreshRetry).UnixNano())
-		} else {
-			c.Set(e)
-		}
-		if c.cfg.OnRefresh != nil {
+		attempted, err := c.refresh(old, fetch)
+		// The key is released before OnRefresh runs, so whoever it tells
+		// may start the next refresh of the key at once.
+		c.refreshing.Delete(key)
+		if attempted && c.cfg.OnRefresh != nil {
 			c.cfg.OnRefresh(key, err)
 		}
 	}()
+}
+
+// refresh replaces old with a fresh entry, or takes one another replica
+// shared through L2. It reports whether it fetched from the authority and
+// with what error; after a failure old is retried no sooner than
+// RefreshRetry.
+func (c *Cache) refresh(old *Entry, fetch FetchFunc) (attempted bool, err error) {
+	key := old.Key
+	if l2 := c.cfg.L2; l2 != nil {
+		// Another replica may have refreshed already, or be doing so.
+		if e, ok := l2.Get(c.ctx, key); ok && e.Key == key && e.IssuedAt.After(old.IssuedAt) {
+			c.Set(e)
+			return false, nil
+		}
+		release, acquired := l2.Lock(c.ctx, key)
+		if !acquired {
+			old.nextRefresh.Store(c.cfg.Now().Add(time.Second).UnixNano())
+			return false, nil
+		}
+		defer release()
+	}
+	e, err := c.fetchAndShare(c.ctx, key, fetch)
+	if err != nil {
+		old.nextRefresh.Store(c.cfg.Now().Add(c.cfg.RefreshRetry).UnixNano())
+		return true, err
+	}
+	c.Set(e)
+	return true, nil
 }

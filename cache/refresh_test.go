@@ -17,8 +17,8 @@ func (c *clock) now() time.Time   { return time.Unix(0, c.ns.Load()) }
 func (c *clock) set(t time.Time)  { c.ns.Store(t.UnixNano()) }
 
 // refreshingCache returns a Cache on clk whose refresh-ahead outcomes
-// arrive on the returned channel; retry is its RefreshRetry (0: the
-// default).
+// arrive on the returned channel (read them with awaitRefresh); retry is
+// its RefreshRetry (0: the default).
 func refreshingCache(t *testing.T, clk *clock, retry time.Duration) (*Cache, <-chan error) {
 	t.Helper()
 	refreshed := make(chan error, 10)
@@ -29,6 +29,19 @@ func refreshingCache(t *testing.T, clk *clock, retry time.Duration) (*Cache, <-c
 	}
 	t.Cleanup(c.Close)
 	return c, refreshed
+}
+
+// awaitRefresh returns the outcome of the next refresh-ahead reported on
+// refreshed, failing the test if none comes within ten seconds.
+func awaitRefresh(t *testing.T, refreshed <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-refreshed:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh-ahead reported within 10 s")
+		return nil
+	}
 }
 
 func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
@@ -66,7 +79,7 @@ func TestRefreshAheadServesOldAndReplaces(t *testing.T) {
 	}
 	wg.Wait()
 	close(release)
-	if err := <-refreshed; err != nil {
+	if err := awaitRefresh(t, refreshed); err != nil {
 		t.Fatal(err)
 	}
 	if n := calls.Load(); n != 1 {
@@ -90,7 +103,7 @@ func TestFailedRefreshKeepsOldUntilMargin(t *testing.T) {
 	if e, res, err := c.Fetch(context.Background(), "k", fetch); err != nil || e.Token != "old" || res != Hit {
 		t.Fatalf("%v %v %v", e, res, err)
 	}
-	if err := <-refreshed; !errors.Is(err, boom) {
+	if err := awaitRefresh(t, refreshed); !errors.Is(err, boom) {
 		t.Fatalf("OnRefresh got %v", err)
 	}
 	// Within RefreshRetry: no new attempt, still the old token.
@@ -104,7 +117,7 @@ func TestFailedRefreshKeepsOldUntilMargin(t *testing.T) {
 	// After RefreshRetry: another attempt.
 	clk.set(t0.Add(52 * time.Minute))
 	c.Fetch(context.Background(), "k", fetch)
-	<-refreshed
+	awaitRefresh(t, refreshed)
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d attempts after RefreshRetry, want 2", n)
 	}
@@ -135,7 +148,7 @@ func TestShortLivedTokenIsRefreshedAhead(t *testing.T) {
 	}
 	clk.set(t0.Add(7600 * time.Millisecond))
 	c.Fetch(context.Background(), "k", fetch)
-	if err := <-done; err != nil {
+	if err := awaitRefresh(t, done); err != nil {
 		t.Fatal(err)
 	}
 	if e, ok := c.Get("k"); !ok || e.Token != "new" {
@@ -192,10 +205,42 @@ func TestAnEntryForAnotherKeyIsNeverStored(t *testing.T) {
 	if e, res, err := c.Fetch(context.Background(), "k", other); err != nil || res != Hit || e.Token != "old" {
 		t.Fatalf("due for refresh: %v %v %v", e, res, err)
 	}
-	if err := <-refreshed; err == nil {
+	if err := awaitRefresh(t, refreshed); err == nil {
 		t.Error("a refresh answered with another key's entry succeeded")
 	}
 	if e, _ := c.Get("k"); e == nil || e.Token != "old" {
 		t.Errorf("after a refresh for another key, k holds %v", e)
+	}
+}
+
+// TestRefreshReportedAfterKeyReleased: OnRefresh runs once the key is free
+// for the next refresh, so a caller told of a failure can retry at once.
+// (Reporting first let a test's next Fetch find the old refresh still
+// registered and start none.)
+func TestRefreshReportedAfterKeyReleased(t *testing.T) {
+	t0 := time.Now()
+	clk := newClock(t0)
+	stillRunning := make(chan bool, 1)
+	var c *Cache
+	c, err := New(Config{MaxBytes: 1 << 20, Now: clk.now,
+		OnRefresh: func(key string, _ error) {
+			_, running := c.refreshing.Load(key)
+			stillRunning <- running
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.Set(NewEntry("k", "old", "Bearer", t0, t0.Add(time.Hour), 0))
+	clk.set(t0.Add(50 * time.Minute))
+	fail := func(context.Context) (*Entry, error) { return nil, errors.New("authority down") }
+	c.Fetch(context.Background(), "k", fail)
+	select {
+	case running := <-stillRunning:
+		if running {
+			t.Error("OnRefresh ran while the key was still marked as refreshing")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh-ahead reported within 10 s")
 	}
 }
