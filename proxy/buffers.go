@@ -6,6 +6,11 @@ import "sync"
 // caller and the upstream: the size io.Copy and ReverseProxy use.
 const copyBufferSize = 32 << 10
 
+// copyBuffer is a pooled buffer. The pool holds pointers to arrays, which
+// a slice of the whole array converts to and from without allocating (a
+// pointer to a slice header would cost an allocation on every Put).
+type copyBuffer [copyBufferSize]byte
+
 // bufferPool lends the reverse proxies their copy buffers, so proxying a
 // body does not allocate (and later collect) 32 KiB per request. It
 // implements httputil.BufferPool.
@@ -13,17 +18,17 @@ type bufferPool struct{ pool sync.Pool }
 
 // Get returns a buffer of copyBufferSize bytes.
 func (b *bufferPool) Get() []byte {
-	if p, ok := b.pool.Get().(*[]byte); ok {
-		return *p
+	if p, ok := b.pool.Get().(*copyBuffer); ok {
+		return p[:]
 	}
-	return make([]byte, copyBufferSize)
+	return new(copyBuffer)[:]
 }
 
-// Put returns a buffer from Get to the pool.
+// Put returns a buffer from Get to the pool. A buffer of any other
+// capacity is dropped.
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) != copyBufferSize {
 		return
 	}
-	buf = buf[:copyBufferSize]
-	b.pool.Put(&buf)
+	b.pool.Put((*copyBuffer)(buf[:copyBufferSize]))
 }
