@@ -36,8 +36,9 @@ type Config struct {
 	// entry (its admission policy judged it less valuable than what it
 	// would evict); the next request for that key exchanges again.
 	OnReject func()
-	// OnRefresh, when set, is called after each refresh-ahead with its
-	// error, nil on success.
+	// OnRefresh, when set, is called after each refresh-ahead that asked
+	// the authority, with its error (nil on success), once the key is free
+	// to be refreshed again.
 	OnRefresh func(key string, err error)
 	// RefreshRetry is the least time between two refresh-ahead attempts for
 	// one entry after a failure. Zero means DefaultRefreshRetry.
