@@ -42,10 +42,14 @@ type KeySetConfig struct {
 	OnFetch func(ok bool)
 }
 
-// keyIndex is one fetched key set, indexed by key id.
+// keyIndex is one fetched key set, indexed by key id. It never changes
+// once installed.
 type keyIndex struct {
 	set   jwk.Set
 	byKID map[string]jwk.Key
+	// gen numbers the installed indexes: 1 for the first, one more for
+	// each later one.
+	gen uint64
 }
 
 // newKeyIndex indexes the signature keys of set. Keys published for
@@ -101,6 +105,8 @@ type KeySet struct {
 	minRefetch time.Duration
 
 	current atomic.Pointer[keyIndex]
+	// installMu orders installs, so that generations only grow.
+	installMu sync.Mutex
 
 	group       singleflight.Group
 	mu          sync.Mutex
@@ -193,10 +199,17 @@ func (k *KeySet) sync() *keyIndex {
 }
 
 func (k *KeySet) install(set jwk.Set) *keyIndex {
-	if cur := k.current.Load(); cur != nil && cur.set == set {
+	k.installMu.Lock()
+	defer k.installMu.Unlock()
+	cur := k.current.Load()
+	if cur != nil && cur.set == set {
 		return cur
 	}
 	idx := newKeyIndex(set)
+	idx.gen = 1
+	if cur != nil {
+		idx.gen = cur.gen + 1
+	}
 	k.current.Store(idx)
 	return idx
 }
@@ -213,15 +226,27 @@ func (k *KeySet) Len() int {
 	return 0
 }
 
-// Has reports whether the current set holds a key with id kid (the only key
-// of a one-key set, for an empty kid).
-func (k *KeySet) Has(kid string) bool {
+// Published reports whether the current set holds a key with id kid (the
+// only key of a one-key set, for an empty kid), and the set's generation
+// (see Generation).
+func (k *KeySet) Published(kid string) (generation uint64, ok bool) {
 	idx := k.current.Load()
 	if idx == nil {
-		return false
+		return 0, false
 	}
-	_, ok := idx.lookup(kid)
-	return ok
+	_, ok = idx.lookup(kid)
+	return idx.gen, ok
+}
+
+// Generation numbers the key sets the KeySet has held: 0 before the first
+// fetch, then one more each time a fetched set replaces the current one. A
+// key that Published found in generation g is still published while
+// Generation returns g.
+func (k *KeySet) Generation() uint64 {
+	if idx := k.current.Load(); idx != nil {
+		return idx.gen
+	}
+	return 0
 }
 
 // Key returns the published key with id kid. An empty kid selects the only

@@ -78,6 +78,10 @@ func TestConcurrentRolloverWaitsForOneRefetch(t *testing.T) {
 	j.mu.Unlock()
 	j.publish(t, newSigner(t, "new"), nil)
 	before := j.fetches.Load()
+	gen, ok := k.Published("old")
+	if !ok || gen == 0 || gen != k.Generation() {
+		t.Fatalf("Published(old) = %d, %v with Generation %d; want the current, nonzero generation", gen, ok, k.Generation())
+	}
 
 	var wg sync.WaitGroup
 	var failed atomic.Int32
@@ -96,6 +100,11 @@ func TestConcurrentRolloverWaitsForOneRefetch(t *testing.T) {
 	}
 	if n := j.fetches.Load() - before; n != 1 {
 		t.Errorf("%d fetches for 20 concurrent unknown-kid requests, want 1", n)
+	}
+	// The refetched set is a new generation, which the verified-token cache
+	// reads as a reason to look its tokens' keys up again.
+	if g, ok := k.Published("new"); !ok || g <= gen || g != k.Generation() {
+		t.Errorf("after the refetch Published(new) = %d, %v with Generation %d; want a generation above %d", g, ok, k.Generation(), gen)
 	}
 	// Within MinRefetch, unknown ids do not fetch again.
 	for range 10 {
@@ -116,8 +125,8 @@ func TestEncryptionKeysAreNotUsedForSignatures(t *testing.T) {
 	k := newTestKeySet(t, context.Background(), j.srv.URL)
 	defer k.Close()
 	for kid, want := range map[string]bool{"enc": false, "wrap": false, "sig": true} {
-		if got := k.Has(kid); got != want {
-			t.Errorf("Has(%q) = %v, want %v", kid, got, want)
+		if _, got := k.Published(kid); got != want {
+			t.Errorf("Published(%q) = %v, want %v", kid, got, want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -35,7 +36,14 @@ func (u uncached) Validate(ctx context.Context, raw string, _ [sha256.Size]byte)
 // KeyPresence reports whether the authority still publishes a key.
 // *KeySet implements it.
 type KeyPresence interface {
-	Has(kid string) bool
+	// Published reports whether key kid is in the current key set, and
+	// the generation of that set.
+	Published(kid string) (generation uint64, ok bool)
+	// Generation returns the generation of the current key set: a number,
+	// never 0 once a set is held, that grows each time the set changes, so
+	// that a key Published found in generation g is still published while
+	// Generation returns g.
+	Generation() uint64
 }
 
 // VerifiedCache remembers the claims of tokens that passed validation, keyed
@@ -43,7 +51,9 @@ type KeyPresence interface {
 // verified once rather than on every request. Each hit re-checks the
 // token's expiry (with the validator's clock skew) and that the key that
 // signed it is still published, so removing a key from the authority's key
-// set revokes the tokens it signed. Refusals are not remembered.
+// set revokes the tokens it signed; the key is looked up only on the first
+// hit after the key set changed (see KeyPresence.Generation). Refusals are
+// not remembered.
 //
 // Its table is a few locked maps rather than a ristretto cache: a
 // remembered validation is cheap to redo (one signature check), so an
@@ -80,6 +90,9 @@ type verified struct {
 	kid    string
 	sum    [sha256.Size]byte
 	cost   int64 // bytes charged against the cache's bound
+	// keyGen is the key set generation in which kid was last found
+	// published; 0 until the first hit looks.
+	keyGen atomic.Uint64
 }
 
 // remember returns the entry that remembers claims, of a token signed with
@@ -173,7 +186,7 @@ func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Si
 	id := binary.LittleEndian.Uint64(sum[:8])
 	sh := &c.shards[id%verifiedShards]
 	if e := sh.get(id); e != nil && e.sum == sum {
-		if c.v.cfg.Now().Before(e.claims.ExpiresAt.Add(c.v.cfg.ClockSkew)) && c.keys.Has(e.kid) {
+		if c.v.cfg.Now().Before(e.claims.ExpiresAt.Add(c.v.cfg.ClockSkew)) && c.keyPublished(e) {
 			return &e.claims, nil
 		}
 		sh.remove(id, e)
@@ -185,6 +198,20 @@ func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Si
 	e := remember(claims, headerKID(raw), sum)
 	sh.add(id, e, c.shardBytes, c.v.cfg.Now().Add(-c.v.cfg.ClockSkew))
 	return &e.claims, nil
+}
+
+// keyPublished reports whether the key that signed e is still published.
+// While the key set is the one in which the key was last found, nothing
+// needs looking up; after a change, the first hit looks the key up once.
+func (c *VerifiedCache) keyPublished(e *verified) bool {
+	if g := e.keyGen.Load(); g != 0 && g == c.keys.Generation() {
+		return true
+	}
+	g, ok := c.keys.Published(e.kid)
+	if ok {
+		e.keyGen.Store(g)
+	}
+	return ok
 }
 
 // get returns the entry stored under id, or nil.

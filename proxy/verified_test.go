@@ -18,12 +18,20 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 )
 
-// countingKeys counts key lookups (one per signature verification) and can
-// withdraw its key.
+// countingKeys counts key lookups (one per signature verification) and
+// presence checks, and can withdraw its key, which starts a new generation.
 type countingKeys struct {
 	staticKeys
 	lookups   atomic.Int32
+	checks    atomic.Int32
 	withdrawn atomic.Bool
+	gen       atomic.Uint64 // generation - 1
+}
+
+// withdraw stops publishing the key.
+func (c *countingKeys) withdraw() {
+	c.withdrawn.Store(true)
+	c.gen.Add(1)
 }
 
 func (c *countingKeys) Key(ctx context.Context, kid string) (jwk.Key, error) {
@@ -34,10 +42,14 @@ func (c *countingKeys) Key(ctx context.Context, kid string) (jwk.Key, error) {
 	return c.staticKeys.Key(ctx, kid)
 }
 
-func (c *countingKeys) Has(kid string) bool {
+func (c *countingKeys) Published(kid string) (uint64, bool) {
+	c.checks.Add(1)
+	g := c.Generation()
 	_, ok := lookup(c.set, kid)
-	return ok && !c.withdrawn.Load()
+	return g, ok && !c.withdrawn.Load()
 }
+
+func (c *countingKeys) Generation() uint64 { return c.gen.Load() + 1 }
 
 func TestVerifiedCache(t *testing.T) {
 	now := time.Now()
@@ -104,12 +116,41 @@ func TestVerifiedCache(t *testing.T) {
 	// Withdrawing the signing key revokes remembered tokens.
 	clock.Store(now.UnixNano())
 	tok2 := s.sign(t, hdr, goodClaims(now))
-	if err := validate(tok2); err != nil {
-		t.Fatal(err)
+	for range 2 { // verified, then a hit that finds the key published
+		if err := validate(tok2); err != nil {
+			t.Fatal(err)
+		}
 	}
-	keys.withdrawn.Store(true)
+	keys.withdraw()
 	if err := validate(tok2); err == nil || err.(*RejectError).Reason != ReasonSignature {
 		t.Errorf("token whose key was withdrawn: %v", err)
+	}
+}
+
+// TestVerifiedCacheLooksKeysUpOncePerKeySet: a hit looks the signing key up
+// only when the key set changed since the token's last hit, not on every
+// request.
+func TestVerifiedCacheLooksKeysUpOncePerKeySet(t *testing.T) {
+	vc, s, keys := newTestVerifiedCache(t, 1<<20)
+	tok := s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+	sum := sumToken(tok)
+	hits := func(n int) int32 {
+		t.Helper()
+		before := keys.checks.Load()
+		for range n {
+			if _, err := vc.Validate(context.Background(), tok, sum); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return keys.checks.Load() - before
+	}
+	hits(1) // verified and remembered
+	if n := hits(100); n != 1 {
+		t.Errorf("100 hits looked the key up %d times, want 1 (the first)", n)
+	}
+	keys.gen.Add(1) // a new key set that still holds the key
+	if n := hits(100); n != 1 {
+		t.Errorf("100 hits after a key set change looked the key up %d times, want 1", n)
 	}
 }
 
