@@ -257,8 +257,8 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 		if key, err := r.keys.Key(context.Background(), "good"); err != nil || key == nil {
 			t.Errorf("%s: the last good key after failed refreshes: %v", r.name, err)
 		}
-		if !r.keys.Has("good") || r.keys.Len() != 1 {
-			t.Errorf("%s: key set after failed refreshes: Has(good) %v, Len %d", r.name, r.keys.Has("good"), r.keys.Len())
+		if _, ok := r.keys.Published("good"); !ok || r.keys.Len() != 1 {
+			t.Errorf("%s: key set after failed refreshes: Published(good) %v, Len %d", r.name, ok, r.keys.Len())
 		}
 		r.mode.Store(2)
 	}
