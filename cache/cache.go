@@ -48,6 +48,10 @@ type Config struct {
 	// cleared by Delete. It must never fail a request (a failing L2
 	// reports misses).
 	L2 SecondLevel
+
+	// metrics turns on the store's counters, which tests read to count
+	// lookups.
+	metrics bool
 }
 
 // SecondLevel is a cache shared between replicas (rediscache.Store).
@@ -107,6 +111,14 @@ func New(cfg Config) (*Cache, error) {
 		MaxCost:            cfg.MaxBytes,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
+		Metrics:            cfg.metrics,
+		// Every way out of the store retires the entry, so that no Ref
+		// serves it any longer.
+		OnExit: func(e *Entry) {
+			if e != nil {
+				e.retired.Store(true)
+			}
+		},
 	}
 	if cfg.OnEvict != nil {
 		onEvict, now := cfg.OnEvict, cfg.Now

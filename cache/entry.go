@@ -29,6 +29,9 @@ type Entry struct {
 	// nextRefresh is when the next refresh-ahead may start, in Unix
 	// nanoseconds: RefreshAt at first, pushed back after a failed attempt.
 	nextRefresh atomic.Int64
+	// retired is set once the store has let the entry go (replaced,
+	// deleted, evicted, expired or refused): a Ref no longer serves it.
+	retired atomic.Bool
 	// credential is TokenType + " " + Token, built once; Token and
 	// TokenType are slices of it, so the token's bytes are held once.
 	credential string

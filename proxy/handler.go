@@ -566,9 +566,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward obtains token B and proxies the request.
 func (h *Handler) forward(st *reqState, r *http.Request, rt *route, p, raw string, sum [32]byte, claims *Claims, result, reason *string) {
 	w := &st.w
-	key := h.cacheKey(rt, claims, sum)
+	key, ref := h.cacheKey(rt, claims, sum)
 	// The common hit needs no FetchFunc, so none is built for it.
-	entry, hit := h.cache.Fresh(key)
+	entry, hit := h.cache.FreshRef(ref, key)
 	res, err := cache.Hit, error(nil)
 	if !hit {
 		entry, res, err = h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
@@ -608,18 +608,20 @@ type routeKey struct {
 	rt  *route
 	sum [sha256.Size]byte
 	key string
+	// ref finds the key's entry without the cache's lookup.
+	ref cache.Ref
 }
 
 // cacheKey returns the cache key of token B for route rt and token A (its
 // claims and SHA-256). The claims of a token A the verified-token cache
 // remembers serve all of that token's requests, so the key is built once per
 // token and route and kept with the claims (for the route last asked).
-func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) string {
+func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) (string, *cache.Ref) {
 	if rt.flow == FlowClientCredentials {
-		return rt.appKey
+		return rt.appKey, &rt.appRef
 	}
 	if m := claims.key.Load(); m != nil && m.rt == rt && m.sum == sum {
-		return m.key
+		return m.key, &m.ref
 	}
 	var key string
 	if h.keyMode == KeyAssertion {
@@ -628,8 +630,9 @@ func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) str
 		tenant, user := claims.User()
 		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
 	}
-	claims.key.Store(&routeKey{rt: rt, sum: sum, key: key})
-	return key
+	m := &routeKey{rt: rt, sum: sum, key: key}
+	claims.key.Store(m)
+	return key, &m.ref
 }
 
 // keepBody reads up to limit bytes of the request body so that the request

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -99,8 +100,9 @@ type route struct {
 	upstream *url.URL
 	basePath string // upstream path without trailing slash
 	scopes   []string
-	scopeSet string // normalised, for cache keys
-	appKey   string // cache key of the route's app-only token B
+	scopeSet string    // normalised, for cache keys
+	appKey   string    // cache key of the route's app-only token B
+	appRef   cache.Ref // finds the app-only token B without the cache's lookup
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies

@@ -286,8 +286,9 @@ func (s *verifiedShard) evictOne() {
 }
 
 // keyMemoCost approximates the bytes of the token B cache key remembered
-// with a token's claims: the routeKey and a key of tenant, user and scopes.
-const keyMemoCost = 64 + 160
+// with a token's claims: the routeKey with its Ref (and the weak pointer
+// the Ref holds), and a key of tenant, user and scopes.
+const keyMemoCost = 96 + 160
 
 // verifiedOverhead approximates the bytes a remembered token costs beyond
 // its strings and lists: its entry, its map slot and its cache key.

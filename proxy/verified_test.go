@@ -176,17 +176,25 @@ func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
 			rt  *route
 			sum [32]byte
 		}{{graph, sumA}, {graph, sumA}, {files, sumA}, {graph, sumA}, {graph, sumB}} {
-			if got, w := h.cacheKey(step.rt, alice, step.sum), want(step.rt, alice, step.sum); got != w {
-				t.Errorf("%s: cacheKey = %q, want %q", mode, got, w)
+			if got, _ := h.cacheKey(step.rt, alice, step.sum); got != want(step.rt, alice, step.sum) {
+				t.Errorf("%s: cacheKey = %q, want %q", mode, got, want(step.rt, alice, step.sum))
 			}
 		}
-		// Asked again for the same route and token, the key costs nothing.
-		h.cacheKey(graph, alice, sumA)
+		// Asked again for the same route and token, the key costs nothing,
+		// and comes with the same Ref, which finds token B without the
+		// cache's lookup; another token or route gets its own.
+		_, ref := h.cacheKey(graph, alice, sumA)
 		if n := testing.AllocsPerRun(100, func() { h.cacheKey(graph, alice, sumA) }); n != 0 {
 			t.Errorf("%s: a remembered key allocates %v times", mode, n)
 		}
-		if got := h.cacheKey(app, alice, sumA); got != cache.AppKey(app.scopeSet) {
-			t.Errorf("%s: app-only route: cacheKey = %q", mode, got)
+		if _, again := h.cacheKey(graph, alice, sumA); again != ref {
+			t.Errorf("%s: the same token and route got another Ref", mode)
+		}
+		if _, other := h.cacheKey(files, alice, sumA); other == ref {
+			t.Errorf("%s: two routes share a Ref", mode)
+		}
+		if got, appRef := h.cacheKey(app, alice, sumA); got != cache.AppKey(app.scopeSet) || appRef != &app.appRef {
+			t.Errorf("%s: app-only route: cacheKey = %q and not the route's Ref", mode, got)
 		}
 	}
 }
