@@ -5,5 +5,6 @@
 //
 // Failed exchanges are never cached. Every entry remembers its full key and
 // a lookup compares it, so a hash collision can never hand one user's token
-// to another.
+// to another. A caller that keeps its own index of keys can hold a Ref per
+// key, a weak reference that skips most lookups and compares the key too.
 package cache
