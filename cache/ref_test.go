@@ -18,14 +18,22 @@ func countingCache(t *testing.T, clk *clock, maxBytes int64) *Cache {
 	return c
 }
 
+// cacheHolding returns a counting Cache holding one entry, under key, usable
+// for the next hour.
+func cacheHolding(t *testing.T, key string) (*Cache, *Entry) {
+	t.Helper()
+	t0 := time.Now()
+	c := countingCache(t, newClock(t0), 1<<20)
+	e := NewEntry(key, "token-"+key, "Bearer", t0, t0.Add(time.Hour), 0)
+	c.Set(e)
+	return c, e
+}
+
 // lookups is how many times the store was asked for a key.
 func (c *Cache) lookups() uint64 { return c.store.Metrics.Hits() + c.store.Metrics.Misses() }
 
 func TestFreshRefSkipsMostLookups(t *testing.T) {
-	t0 := time.Now()
-	c := countingCache(t, newClock(t0), 1<<20)
-	e := NewEntry("k", "tok", "Bearer", t0, t0.Add(time.Hour), 0)
-	c.Set(e)
+	c, e := cacheHolding(t, "k")
 	var r Ref
 	const uses = 80
 	before := c.lookups()
@@ -45,9 +53,7 @@ func TestFreshRefSkipsMostLookups(t *testing.T) {
 // TestRefUsedOnceHoldsNothing: a caller that keeps no index hands FreshRef
 // a new Ref each time, which must cost no weak pointer.
 func TestRefUsedOnceHoldsNothing(t *testing.T) {
-	t0 := time.Now()
-	c := countingCache(t, newClock(t0), 1<<20)
-	c.Set(NewEntry("k", "tok", "Bearer", t0, t0.Add(time.Hour), 0))
+	c, _ := cacheHolding(t, "k")
 	var r Ref
 	if _, ok := c.FreshRef(&r, "k"); !ok {
 		t.Fatal("FreshRef missed a stored entry")
@@ -109,10 +115,7 @@ func TestFreshRefFollowsTheStore(t *testing.T) {
 
 // TestRefServesOnlyItsKey: a Ref handed another key looks that key up.
 func TestRefServesOnlyItsKey(t *testing.T) {
-	t0 := time.Now()
-	c := countingCache(t, newClock(t0), 1<<20)
-	a := NewEntry("a", "token-a", "Bearer", t0, t0.Add(time.Hour), 0)
-	c.Set(a)
+	c, _ := cacheHolding(t, "a")
 	var r Ref
 	c.FreshRef(&r, "a")
 	c.FreshRef(&r, "a")
