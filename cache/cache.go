@@ -38,7 +38,7 @@ type Config struct {
 	OnReject func()
 	// OnRefresh, when set, is called after each refresh-ahead that asked
 	// the authority, with its error (nil on success), once the key is free
-	// to be refreshed again.
+	// to be refreshed again: it may run while the key's next refresh does.
 	OnRefresh func(key string, err error)
 	// RefreshRetry is the least time between two refresh-ahead attempts for
 	// one entry after a failure. Zero means DefaultRefreshRetry.
@@ -181,7 +181,8 @@ func (c *Cache) Fresh(key string) (*Entry, bool) {
 }
 
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
-// visible to Get. It reports whether the store accepted the entry (it may
+// visible to Get. An entry is stored once: setting it again counts as
+// replacing it, which retires it for Refs (Fresh still finds it). It reports whether the store accepted the entry (it may
 // refuse one when memory is short and the entry is less valuable than those
 // it would evict).
 func (c *Cache) Set(e *Entry) bool {

@@ -71,8 +71,9 @@ func (e *Entry) Credential() string {
 func (e *Entry) Usable(now time.Time) bool { return now.Before(e.UsableUntil) }
 
 // entryOverhead approximates the bytes an Entry costs beyond its strings:
-// the struct, four time.Time values and ristretto's bookkeeping.
-const entryOverhead = 192
+// the struct, four time.Time values, ristretto's bookkeeping and the
+// runtime's record of a weak pointer to it (a Ref's).
+const entryOverhead = 224
 
 // cost is the number of bytes the entry is charged against MaxBytes (the
 // credential's bytes are those of TokenType, a space and Token).

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -114,6 +115,41 @@ func TestFreshRefFollowsTheStore(t *testing.T) {
 }
 
 // TestRefServesOnlyItsKey: a Ref handed another key looks that key up.
+// TestFreshRefUnderConcurrentChanges runs Refs while the entry they serve
+// is replaced and deleted (for the race detector): every answer is an
+// entry for the key.
+func TestFreshRefUnderConcurrentChanges(t *testing.T) {
+	c, _ := cacheHolding(t, "k")
+	t0 := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			var r Ref
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if e, ok := c.FreshRef(&r, "k"); ok && e.Key != "k" {
+					t.Errorf("FreshRef answered key k with an entry for %q", e.Key)
+					return
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		if i%3 == 0 {
+			c.Delete("k")
+		} else {
+			c.Set(NewEntry("k", fmt.Sprint("token-", i), "Bearer", t0, t0.Add(time.Hour), 0))
+		}
+	}
+	close(done)
+	wg.Wait()
+}
+
 func TestRefServesOnlyItsKey(t *testing.T) {
 	c, _ := cacheHolding(t, "a")
 	var r Ref
@@ -133,9 +169,13 @@ func TestEvictedEntriesAreRetired(t *testing.T) {
 	t0 := time.Now()
 	c := countingCache(t, newClock(t0), 64<<10)
 	refs := make([]Ref, 400)
+	// The test holds the entries until it has checked them, so that a Ref
+	// found empty means retired, not collected.
+	entries := make([]*Entry, len(refs))
 	for i := range refs {
 		key := fmt.Sprint("user-", i)
-		c.Set(NewEntry(key, fmt.Sprintf("token-%04d-%0900d", i, 0), "Bearer", t0, t0.Add(time.Hour), 0))
+		entries[i] = NewEntry(key, fmt.Sprintf("token-%04d-%0900d", i, 0), "Bearer", t0, t0.Add(time.Hour), 0)
+		c.Set(entries[i])
 		c.FreshRef(&refs[i], key)
 		c.FreshRef(&refs[i], key)
 	}
@@ -147,13 +187,19 @@ func TestEvictedEntriesAreRetired(t *testing.T) {
 			continue
 		}
 		evicted = append(evicted, i)
-		if got, ok := c.FreshRef(&refs[i], key); ok || got != nil {
-			t.Errorf("%s was evicted but its Ref served it", key)
+		if !entries[i].retired.Load() {
+			t.Errorf("%s was evicted but not retired", key)
+		}
+		for range refSample {
+			if got, ok := c.FreshRef(&refs[i], key); ok || got != nil {
+				t.Fatalf("%s was evicted but its Ref served it", key)
+			}
 		}
 	}
 	if len(evicted) == 0 {
 		t.Fatal("no entry a Ref pointed at was evicted; the test needs a smaller cache")
 	}
+	entries = nil
 	// Nothing but the Refs points at the evicted entries now.
 	pinned := 0
 	for range 5 {

@@ -189,20 +189,36 @@ func (k *KeySet) syncLoop() {
 
 // sync installs the JWKS cache's current set if it differs from the index.
 func (k *KeySet) sync() *keyIndex {
+	seen := k.current.Load()
 	ctx, cancel := context.WithTimeout(k.ctx, time.Second)
 	defer cancel()
 	set, err := k.cache.Lookup(ctx, k.url)
 	if err != nil {
 		return k.current.Load()
 	}
-	return k.install(set)
+	return k.installOver(set, seen)
 }
 
+// installOver installs set, read while seen was the current index, unless
+// another set has been installed since: set may then be older than it (a
+// refetch can finish while a sync's lookup is on its way back), and
+// installing it would bring withdrawn keys back until the next sync.
+func (k *KeySet) installOver(set jwk.Set, seen *keyIndex) *keyIndex {
+	return k.installIf(set, func(cur *keyIndex) bool { return cur == seen })
+}
+
+// install installs set, which was fetched just now, so it is the newest.
 func (k *KeySet) install(set jwk.Set) *keyIndex {
+	return k.installIf(set, func(*keyIndex) bool { return true })
+}
+
+// installIf makes set the current key set, a new generation, when it is
+// not already and ok accepts the current index.
+func (k *KeySet) installIf(set jwk.Set, ok func(cur *keyIndex) bool) *keyIndex {
 	k.installMu.Lock()
 	defer k.installMu.Unlock()
 	cur := k.current.Load()
-	if cur != nil && cur.set == set {
+	if cur != nil && cur.set == set || !ok(cur) {
 		return cur
 	}
 	idx := newKeyIndex(set)

@@ -283,3 +283,42 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestStaleSetIsNotReinstalled: a sync whose lookup read the key set before
+// a refetch installed a newer one must not install the older set over it,
+// which would publish withdrawn keys again.
+func TestStaleSetIsNotReinstalled(t *testing.T) {
+	var k KeySet
+	older, newer := newSigner(t, "old").publicSet(t), newSigner(t, "new").publicSet(t)
+	seen := k.install(older) // what a sync saw before its lookup
+	k.install(newer)         // a refetch, finishing first
+	if idx := k.installOver(older, seen); idx.set != newer || k.Generation() != 2 {
+		t.Errorf("a late sync installed the older set: generation %d", k.Generation())
+	}
+	if _, ok := k.Published("old"); ok {
+		t.Error("the key of the older set is published again")
+	}
+	// A sync that saw the current index installs what it read.
+	third := newSigner(t, "third").publicSet(t)
+	if idx := k.installOver(third, k.current.Load()); idx.set != third || k.Generation() != 3 {
+		t.Errorf("an up-to-date sync was refused: generation %d", k.Generation())
+	}
+}
+
+// TestGenerationHoldsWhileTheSetDoes: the sync loop keeps the generation
+// while the authority publishes the same set, or the verified-token cache
+// would look every key up again after each tick.
+func TestGenerationHoldsWhileTheSetDoes(t *testing.T) {
+	j := newJWKSServer(t)
+	j.publish(t, newSigner(t, "a"), nil)
+	k := newTestKeySet(t, context.Background(), j.srv.URL)
+	defer k.Close()
+	g := k.Generation()
+	if g == 0 {
+		t.Fatal("no key set after Ready")
+	}
+	time.Sleep(syncInterval + 300*time.Millisecond)
+	if got := k.Generation(); got != g {
+		t.Errorf("generation moved from %d to %d with the same key set published", g, got)
+	}
+}
