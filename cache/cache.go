@@ -181,10 +181,10 @@ func (c *Cache) Fresh(key string) (*Entry, bool) {
 }
 
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
-// visible to Get. An entry is stored once: setting it again counts as
-// replacing it, which retires it for Refs (Fresh still finds it). It reports whether the store accepted the entry (it may
+// visible to Get. It reports whether the store accepted the entry (it may
 // refuse one when memory is short and the entry is less valuable than those
-// it would evict).
+// it would evict). An entry is stored once: setting it again counts as
+// replacing it, which retires it for Refs (Fresh still finds it).
 func (c *Cache) Set(e *Entry) bool {
 	ttl := e.UsableUntil.Sub(c.cfg.Now())
 	if ttl <= 0 {
