@@ -38,6 +38,29 @@ done = function(summary, latency, requests)
 end
 `
 
+// wrkPaced, appended to wrkScript, holds wrk to a rate: every request
+// takes the next slot of one schedule, spaced 1/rate apart, on whichever
+// connection is free, and waits for it (wrk's timers count whole
+// milliseconds, so requests leave in millisecond ticks). A request late
+// for its slot leaves at once, so a slow server meets the same schedule
+// as a fast one. Latency counts from the request's write, as in wrk's
+// other runs.
+const wrkPaced = `local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local interval = %g -- milliseconds between two requests of this thread
+local slot = nil
+delay = function()
+  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  slot = (slot or now) + interval
+  return math.max(0, math.floor(slot - now))
+end
+`
+
 // newLoadGen picks wrk when it is installed (it costs the least CPU per
 // request), otherwise the Go load generator in a child process.
 func newLoadGen(dir, cpus string, conns int, tokens []string, useWrk bool) (*loadGen, error) {
@@ -78,13 +101,24 @@ func (g *loadGen) drive(url string, d time.Duration) (result, error) {
 }
 
 // driveAt runs the load against url for d; with rate > 0, at that many
-// requests per second over all connections, from the Go load generator
-// (wrk cannot hold a rate).
+// requests per second over all connections.
 func (g *loadGen) driveAt(url string, d time.Duration, rate float64) (result, error) {
 	var cmd *exec.Cmd
-	if g.name == "wrk" && rate == 0 {
+	if g.name == "wrk" {
+		script := g.script
+		if rate > 0 {
+			script = strings.TrimSuffix(g.script, ".lua") + "-paced.lua"
+			lua, err := os.ReadFile(g.script)
+			if err == nil {
+				lua = fmt.Appendf(lua, wrkPaced, 1000*float64(g.threads())/rate)
+				err = os.WriteFile(script, lua, 0o600)
+			}
+			if err != nil {
+				return result{}, err
+			}
+		}
 		cmd = command(g.cpus, "wrk", "-t", strconv.Itoa(g.threads()), "-c", strconv.Itoa(g.conns),
-			"-d", strconv.Itoa(max(1, int(d.Round(time.Second).Seconds())))+"s", "--timeout", "10s", "-s", g.script, url)
+			"-d", strconv.Itoa(max(1, int(d.Round(time.Second).Seconds())))+"s", "--timeout", "10s", "-s", script, url)
 	} else {
 		self, err := os.Executable()
 		if err != nil {
@@ -121,4 +155,12 @@ func parseResult(out string) (result, error) {
 			p50: time.Duration(v[2]) * time.Microsecond, p99: time.Duration(v[3]) * time.Microsecond, errors: int(v[4])}, nil
 	}
 	return result{}, fmt.Errorf("load generator printed no result: %q", out)
+}
+
+// pacing says how driveAt holds a rate.
+func (g *loadGen) pacing() string {
+	if g.name == "wrk" {
+		return "wrk, sending in millisecond ticks"
+	}
+	return "Go load generator"
 }

@@ -509,7 +509,7 @@ func benchmark(o options) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", r.name, r.r.rps(), ms(r.r.p50), ms(r.r.p99), r.r.errors, cpu, calls)
 	}
 	tw.Flush()
-	fmt.Printf("\nat a fixed %.0f requests/s over %d connections (Go load generator):\n", rate, o.conns)
+	fmt.Printf("\nat a fixed %.0f requests/s over %d connections (%s):\n", rate, o.conns, load.pacing())
 	fmt.Fprintln(tw, "scenario\trequests/s\tp50\tp99\terrors\t")
 	for i, sc := range fixed {
 		r := fixedR[i]

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWrkHoldsARate drives a loopback server with wrk at a fixed rate and
+// checks that the requests came at that rate, spread over the run rather
+// than in bursts, each with a token.
+func TestWrkHoldsARate(t *testing.T) {
+	g, err := newLoadGen(t.TempDir(), "", 16, []string{"token-1", "token-2"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.name != "wrk" {
+		t.Skip("wrk is not installed")
+	}
+	var (
+		mu        sync.Mutex
+		arrivals  []time.Time
+		untokened int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		if a := r.Header.Get("Authorization"); a != "Bearer token-1" && a != "Bearer token-2" {
+			untokened++
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+
+	const rate, d = 500.0, 2 * time.Second
+	res, err := g.driveAt(srv.URL+"/api/x", d, rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := rate * d.Seconds(); float64(res.requests) < 0.85*want || float64(res.requests) > 1.1*want {
+		t.Errorf("wrk sent %d requests in %v at %v/s, want about %v", res.requests, d, rate, want)
+	}
+	if res.errors != 0 || untokened != 0 {
+		t.Errorf("%d errors, %d requests without a token", res.errors, untokened)
+	}
+	// Every tenth of a second of the run gets its share; an unpaced wrk
+	// would send thousands in the first.
+	if len(arrivals) == 0 {
+		t.Fatal("the server saw no request")
+	}
+	const window = 100 * time.Millisecond
+	counts := map[int]int{}
+	for _, a := range arrivals {
+		counts[int(a.Sub(arrivals[0])/window)]++
+	}
+	for i := range int(d/window) - 1 {
+		if n := float64(counts[i]); n < rate*window.Seconds()/3 || n > rate*window.Seconds()*3 {
+			t.Errorf("window %d of the run got %.0f requests, want about %v", i, n, rate*window.Seconds())
+		}
+	}
+}
