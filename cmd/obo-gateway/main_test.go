@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "obo-gateway")
-	build := exec.Command("go", "build", "-trimpath",
+	build := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs",
 		"-ldflags", "-s -w -X main.version=v0.0.0-test -X main.commit=abc1234", "-o", binary, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -37,6 +37,25 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// TestBinaryLeavesOutDocGenerator checks that the urfave_cli_no_docs tag
+// keeps urfave/cli's man-page generator, and the Markdown parser it pulls
+// in, out of the binary: their package-level tables would otherwise be
+// scanned by every garbage collection of a running gateway.
+func TestBinaryLeavesOutDocGenerator(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", binary).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "github.com/urfave/cli/v2") {
+		t.Fatalf("go version -m lists no urfave/cli; is this the gateway?\n%s", out)
+	}
+	for _, mod := range []string{"github.com/russross/blackfriday", "github.com/cpuguy83/go-md2man"} {
+		if strings.Contains(string(out), mod) {
+			t.Errorf("the binary links %s; build with -tags urfave_cli_no_docs", mod)
+		}
+	}
 }
 
 func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {

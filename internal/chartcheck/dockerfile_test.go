@@ -253,6 +253,11 @@ func TestDockerfile(t *testing.T) {
 			switch flag := testArgs[i]; {
 			case flag == "-ldflags" || flag == "-o":
 				i++ // compared below, or irrelevant
+			case flag == "-tags" && i+1 < len(testArgs):
+				i++
+				if !strings.Contains(goBuild, "-tags "+testArgs[i]) {
+					t.Errorf("main_test.go builds with -tags %s, the Dockerfile does not", testArgs[i])
+				}
 			case strings.HasPrefix(flag, "-") && !strings.Contains(goBuild, flag):
 				t.Errorf("main_test.go builds with %s, the Dockerfile does not", flag)
 			}
