@@ -3,8 +3,9 @@ package obo
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
+
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 )
 
 // The protocols of Config.Protocol.
@@ -30,13 +31,11 @@ const (
 	TokenTypeSAML1       = "urn:ietf:params:oauth:token-type:saml1"
 )
 
-// tenantPattern is what a tenant may look like when it is put into a token
-// endpoint's path: a GUID or a domain name, nothing that could add a path
-// segment or a query.
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,126}[A-Za-z0-9])?$`)
-
+// validTenant reports whether t may be put into a token endpoint's path: a
+// GUID or a domain name, nothing that could add a path segment or a query,
+// and not a multi-tenant authority.
 func validTenant(t string) bool {
-	return tenantPattern.MatchString(t) && !strings.Contains(t, "..") && !IsMultiTenant(t)
+	return ident.IsTenantName(t) && !IsMultiTenant(t)
 }
 
 // IsMultiTenant reports whether tenant names one of the Entra authorities

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 )
 
 // Reasons a request is refused; they are the values of the "reason" label of
@@ -130,10 +131,6 @@ type Validator struct {
 // tenantPlaceholder stands for the token's tenant id in a multi-tenant
 // issuer.
 const tenantPlaceholder = "{tenantid}"
-
-// tenantIDPattern is what a tid must look like to be put into an issuer
-// template.
-var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
 
 // NewValidator checks cfg and returns a Validator.
 func NewValidator(cfg ValidatorConfig) (*Validator, error) {
@@ -406,7 +403,7 @@ func matchIssuer(tmpl, iss, tid string) bool {
 	if !strings.Contains(tmpl, tenantPlaceholder) {
 		return iss == tmpl
 	}
-	if !tenantIDPattern.MatchString(tid) {
+	if !ident.IsTenantName(tid) { // what may be put into an issuer template
 		return false
 	}
 	return iss == strings.ReplaceAll(tmpl, tenantPlaceholder, tid)

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
@@ -208,10 +209,6 @@ func (a Authority) Tenant() string {
 	return seg
 }
 
-var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,126}[A-Za-z0-9])?$`)
-
 // authorityURL checks a URL of the authority: absolute, https unless the
 // host is a loopback host, and without user information or fragment. A
 // query is allowed where allowQuery is set (Azure AD B2C endpoints carry
@@ -261,7 +258,7 @@ func (c *Config) validateClient(v *validator) {
 	if cl.ID == "" {
 		v.add("client.id", "must be set (or set the environment variable %s)", EnvAzureClientID)
 	}
-	if cl.TenantID != "" && (!tenantPattern.MatchString(cl.TenantID) || obo.IsMultiTenant(cl.TenantID)) {
+	if cl.TenantID != "" && (!ident.IsTenantName(cl.TenantID) || obo.IsMultiTenant(cl.TenantID)) {
 		v.add("client.tenant_id", "%q must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations", cl.TenantID)
 	}
 	n := 0
@@ -328,7 +325,7 @@ func (c *Config) validateInbound(v *validator) {
 		v.add("inbound.allowed_tenants", "\"*\" accepts every tenant and must stand alone")
 	}
 	for i, t := range in.AllowedTenants {
-		if t != "*" && !guidPattern.MatchString(t) {
+		if t != "*" && !ident.IsGUID(t) {
 			v.add(fmt.Sprintf("inbound.allowed_tenants[%d]", i), "%q must be a tenant id (a GUID, as in the tid claim of tokens) or \"*\"", t)
 		}
 	}

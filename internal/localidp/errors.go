@@ -3,9 +3,10 @@ package localidp
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 )
 
 // oauthError is an error answer of the token endpoint, rendered the way
@@ -49,12 +50,10 @@ type errorBody struct {
 	Claims           string `json:"claims,omitempty"`
 }
 
-var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // correlationID returns the client-request-id the client sent, when it is a
 // GUID (Entra echoes it), or a new random GUID.
 func correlationID(r *http.Request) string {
-	if id := r.Header.Get("client-request-id"); guidPattern.MatchString(id) {
+	if id := r.Header.Get("client-request-id"); ident.IsGUID(id) {
 		return id
 	}
 	return newGUID()

@@ -22,6 +22,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 )
 
 const (
@@ -558,7 +560,7 @@ func checkEntraError(t *testing.T, a answer, code int) {
 		t.Errorf("timestamp %q: %v", a.str("timestamp"), err)
 	}
 	for _, f := range []string{"trace_id", "correlation_id"} {
-		if !guidPattern.MatchString(a.str(f)) {
+		if !ident.IsGUID(a.str(f)) {
 			t.Errorf("%s = %q, want a GUID", f, a.str(f))
 		}
 	}

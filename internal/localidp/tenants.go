@@ -11,19 +11,17 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
-)
 
-// tenantIDPattern accepts GUIDs and domain names.
-var tenantIDPattern = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,126}[A-Za-z0-9])?$`)
+	"github.com/obo-gateway/obo-gateway/internal/ident"
+)
 
 // validTenantID reports whether t can name a hosted tenant: a GUID or a
 // domain name, not one of the multi-tenant names and not "sts" (the path of
 // the v1 issuers).
 func validTenantID(t string) bool {
-	return tenantIDPattern.MatchString(t) && !strings.Contains(t, "..") && !isMultiTenant(t) && !strings.EqualFold(t, "sts")
+	return ident.IsTenantName(t) && !isMultiTenant(t) && !strings.EqualFold(t, "sts")
 }
 
 // isMultiTenant reports whether tenant is "common" or "organizations",
