@@ -284,6 +284,8 @@ func TestValidateTenantsAndVersions(t *testing.T) {
 		{"multi: no tid", multi, claims(v2(tenantA), "", map[string]any{"tid": nil}), ReasonIssuer, ""},
 		{"multi: literal placeholder in iss", multi, claims("https://login.example/{tenantid}/v2.0", "{tenantid}", nil), ReasonIssuer, ""},
 		{"multi: tid with a slash", multi, claims("https://login.example/a/b/v2.0", "a/b", nil), ReasonIssuer, ""},
+		{"any tenant: tid with an empty label", anyTenant, claims("https://login.example/a..b/v2.0", "a..b", nil), ReasonIssuer, ""},
+		{"any tenant: tid ending in a dot", anyTenant, claims("https://login.example/a./v2.0", "a.", nil), ReasonIssuer, ""},
 		{"any tenant", anyTenant, claims(v2(tenantC), tenantC, nil), "", "2.0"},
 		{"single: v2", single, claims(v2(tenantA), tenantA, nil), "", "2.0"},
 		{"single: v1", single, claims(v1(tenantA), tenantA, nil), "", "1.0"},
