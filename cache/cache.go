@@ -167,17 +167,18 @@ func (c *Cache) get(key string, now time.Time) (*Entry, bool) {
 	return e, true
 }
 
-// Fresh returns the entry stored under key when it is usable and not yet
-// due for refresh-ahead: the common hit, for which Fetch would need no
-// FetchFunc. When Fresh reports false, call Fetch, which also starts the
-// refresh of an entry that is due.
+// Fresh returns the entry stored under key and true when the entry is
+// usable and not yet due for refresh-ahead: the common hit, for which Fetch
+// would need no FetchFunc. Otherwise it reports false, with the entry when
+// one is stored but due (call Fetch, which serves it and starts its
+// refresh), or nil when none is usable (call FetchMissing).
 func (c *Cache) Fresh(key string) (*Entry, bool) {
 	now := c.cfg.Now()
 	e, ok := c.get(key, now)
-	if !ok || now.UnixNano() >= e.nextRefresh.Load() {
+	if !ok {
 		return nil, false
 	}
-	return e, true
+	return e, now.UnixNano() < e.nextRefresh.Load()
 }
 
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
@@ -276,13 +277,26 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		}
 		return e, Hit, nil
 	}
+	return c.FetchMissing(ctx, key, fetch)
+}
+
+// FetchMissing is Fetch for a caller that has just found no usable entry
+// for key (Fresh returned nil): it goes straight to the shared fetch without
+// looking key up again. Each lookup counts as a use in the store's admission
+// policy, so a new key looked up three times for one request would weigh as
+// much as a key requested three times, and crowd out warm keys whose hits
+// (through Refs) are only sampled.
+func (c *Cache) FetchMissing(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
 	ran, remote := false, false
 	ch := c.group.DoChan(key, func() (any, error) {
 		ran = true
-		// Another flight may have stored the entry between our Get and
-		// the start of this one.
-		if e, ok := c.Get(key); ok {
-			return e, nil
+		// Another flight may have stored the entry between the caller's
+		// lookup and the start of this one. Whether the store holds
+		// key is asked first without counting a use.
+		if _, held := c.store.GetTTL(key); held {
+			if e, ok := c.Get(key); ok {
+				return e, nil
+			}
 		}
 		detached := context.WithoutCancel(ctx)
 		e, fromL2, err := c.fetchThrough(detached, key, fetch)

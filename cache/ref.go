@@ -24,12 +24,12 @@ type Ref struct {
 	uses atomic.Uint32
 }
 
-// FreshRef is Fresh for a caller that keeps r with key. While r refers to
-// the entry the store holds for key, usable and not due for refresh, it
-// returns that entry without looking key up (except once in refSample
-// uses); otherwise it calls Fresh and, from r's second use on, points r at
-// the entry Fresh found (a Ref used once, by a caller that keeps none, is
-// not worth a weak pointer).
+// FreshRef is Fresh, with Fresh's results, for a caller that keeps r with
+// key. While r refers to the entry the store holds for key, usable and not
+// due for refresh, it returns that entry without looking key up (except
+// once in refSample uses); otherwise it calls Fresh and, from r's second use
+// on, points r at the fresh entry Fresh found (a Ref used once, by a caller
+// that keeps none, is not worth a weak pointer).
 func (c *Cache) FreshRef(r *Ref, key string) (*Entry, bool) {
 	n := r.uses.Add(1)
 	if p := r.p.Load(); p != nil && n%refSample != 0 {

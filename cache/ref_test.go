@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -74,20 +76,23 @@ func TestFreshRefFollowsTheStore(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// change acts on the cache holding old under "k"; want is the
-		// entry FreshRef must then return (nil: none).
+		// entry FreshRef must then return (nil: none), reporting it
+		// fresh unless due.
 		change func(c *Cache, clk *clock, old *Entry) (want *Entry)
+		due    bool
 	}{
-		{"unchanged", func(c *Cache, _ *clock, old *Entry) *Entry { return old }},
-		{"deleted", func(c *Cache, _ *clock, _ *Entry) *Entry { c.Delete("k"); return nil }},
+		{"unchanged", func(c *Cache, _ *clock, old *Entry) *Entry { return old }, false},
+		{"deleted", func(c *Cache, _ *clock, _ *Entry) *Entry { c.Delete("k"); return nil }, false},
 		{"replaced", func(c *Cache, _ *clock, _ *Entry) *Entry {
 			e := NewEntry("k", "new", "Bearer", t0, t0.Add(time.Hour), 0)
 			c.Set(e)
 			return e
-		}},
-		{"past its usable time", func(c *Cache, clk *clock, _ *Entry) *Entry { clk.set(t0.Add(56 * time.Minute)); return nil }},
-		// Due for refresh-ahead: Fresh reports false so that Fetch starts
-		// the refresh; a Ref must not hide it.
-		{"due for refresh", func(c *Cache, clk *clock, _ *Entry) *Entry { clk.set(t0.Add(42 * time.Minute)); return nil }},
+		}, false},
+		{"past its usable time", func(c *Cache, clk *clock, _ *Entry) *Entry { clk.set(t0.Add(56 * time.Minute)); return nil }, false},
+		// Due for refresh-ahead: Fresh returns the entry but reports it
+		// not fresh, so that Fetch starts the refresh; a Ref must not
+		// hide it.
+		{"due for refresh", func(c *Cache, clk *clock, old *Entry) *Entry { clk.set(t0.Add(42 * time.Minute)); return old }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock(t0)
@@ -106,8 +111,8 @@ func TestFreshRefFollowsTheStore(t *testing.T) {
 				if want == nil && (ok || got != nil) {
 					t.Fatalf("use %d: FreshRef = %q, want nothing", i, got.Token)
 				}
-				if want != nil && got != want {
-					t.Fatalf("use %d: FreshRef = %v, want %q", i, got, want.Token)
+				if want != nil && (got != want || ok == tc.due) {
+					t.Fatalf("use %d: FreshRef = %v, %v; want %q, %v", i, got, ok, want.Token, !tc.due)
 				}
 			}
 		})
@@ -216,5 +221,42 @@ func TestEvictedEntriesAreRetired(t *testing.T) {
 	}
 	if pinned > 0 {
 		t.Errorf("%d of %d evicted entries are still in memory: Refs keep entries alive", pinned, len(evicted))
+	}
+}
+
+// TestMissIsLookedUpOnce: the first request of a new key, as the proxy
+// makes it (FreshRef, then FetchMissing), asks the store for the key once,
+// so that the admission policy weighs it as one use.
+func TestMissIsLookedUpOnce(t *testing.T) {
+	t0 := time.Now()
+	c := countingCache(t, newClock(t0), 1<<20)
+	var r Ref
+	before := c.lookups()
+	if e, ok := c.FreshRef(&r, "new"); ok || e != nil {
+		t.Fatalf("FreshRef of a new key = %v, %v", e, ok)
+	}
+	fetches := 0
+	e, res, err := c.FetchMissing(context.Background(), "new", func(context.Context) (*Entry, error) {
+		fetches++
+		return NewEntry("new", "token-new", "Bearer", t0, t0.Add(time.Hour), 0), nil
+	})
+	if err != nil || e == nil || res != Miss || fetches != 1 {
+		t.Fatalf("FetchMissing = %v, %v, %v after %d fetches", e, res, err, fetches)
+	}
+	if n := c.lookups() - before; n != 1 {
+		t.Errorf("a new key's first request looked it up %d times, want 1", n)
+	}
+}
+
+// TestFetchMissingFindsAStoredEntry: an entry stored between the caller's
+// lookup and its flight is served, not fetched again.
+func TestFetchMissingFindsAStoredEntry(t *testing.T) {
+	c, stored := cacheHolding(t, "k")
+	e, _, err := c.FetchMissing(context.Background(), "k", func(context.Context) (*Entry, error) {
+		t.Error("FetchMissing fetched a key the store holds")
+		return nil, errors.New("unexpected fetch")
+	})
+	if err != nil || e != stored {
+		t.Errorf("FetchMissing = %v, %v; want the stored entry", e, err)
 	}
 }

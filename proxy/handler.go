@@ -571,9 +571,14 @@ func (h *Handler) forward(st *reqState, r *http.Request, rt *route, p, raw strin
 	entry, hit := h.cache.FreshRef(ref, key)
 	res, err := cache.Hit, error(nil)
 	if !hit {
-		entry, res, err = h.cache.Fetch(r.Context(), key, func(ctx context.Context) (*cache.Entry, error) {
+		fetch := func(ctx context.Context) (*cache.Entry, error) {
 			return h.exchange(ctx, rt, key, raw, claims.TenantID, "")
-		})
+		}
+		if entry != nil { // due for refresh: served, and refreshed ahead
+			entry, res, err = h.cache.Fetch(r.Context(), key, fetch)
+		} else {
+			entry, res, err = h.cache.FetchMissing(r.Context(), key, fetch)
+		}
 	}
 	*result = res.String()
 	rt.metrics.lookups[res].Inc()
