@@ -38,9 +38,10 @@ done = function(summary, latency, requests)
 end
 `
 
-// wrkPaced, appended to wrkScript, holds wrk to a rate: every request
-// takes the next slot of one schedule, spaced 1/rate apart, on whichever
-// connection is free, and waits for it (wrk's timers count whole
+// wrkPaced, appended to wrkScript, holds wrk to a rate: each wrk thread
+// keeps one schedule, its share of the rate, and every request of the
+// thread takes the schedule's next slot on whichever of its connections is
+// free, and waits for it (wrk's timers count whole
 // milliseconds, so requests leave in millisecond ticks). A request late
 // for its slot leaves at once, so a slow server meets the same schedule
 // as a fast one. Latency counts from the request's write, as in wrk's

@@ -247,11 +247,15 @@ func startChild(cpus, role string, args ...string) (*proc, error) {
 	return nil, fmt.Errorf("child %s did not start: %q %v", role, line, err)
 }
 
+// gatewayTags are the build tags of the Dockerfile's go build
+// (TestGatewayTagsAreTheDockerfiles checks).
+const gatewayTags = "urfave_cli_no_docs"
+
 // buildGateway builds the obo-gateway binary into dir with the Dockerfile's
 // build tags, so the throughput phases measure the program that ships.
 func buildGateway(dir string) (string, error) {
 	bin := filepath.Join(dir, "obo-gateway")
-	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", bin, "github.com/obo-gateway/obo-gateway/cmd/obo-gateway")
+	cmd := exec.Command("go", "build", "-tags", gatewayTags, "-o", bin, "github.com/obo-gateway/obo-gateway/cmd/obo-gateway")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the gateway: %w", err)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -97,5 +100,21 @@ func TestCPURatio(t *testing.T) {
 		if got := cpuRatio(bare, tc.other); math.Abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: cpuRatio = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestGatewayTagsAreTheDockerfiles: the bench measures the binary the
+// image ships, built with the same tags.
+func TestGatewayTagsAreTheDockerfiles(t *testing.T) {
+	df, err := os.ReadFile(filepath.Join("..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`go build[^\n]*\s-tags[ =]"?([^\s"]+)`).FindSubmatch(df)
+	if m == nil {
+		t.Fatal("the Dockerfile's go build has no -tags")
+	}
+	if string(m[1]) != gatewayTags {
+		t.Errorf("the Dockerfile builds with -tags %s, the bench with %s", m[1], gatewayTags)
 	}
 }

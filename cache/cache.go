@@ -287,7 +287,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 // much as a key requested three times, and crowd out warm keys whose hits
 // (through Refs) are only sampled.
 func (c *Cache) FetchMissing(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
-	ran, remote := false, false
+	ran, found, remote := false, false, false
 	ch := c.group.DoChan(key, func() (any, error) {
 		ran = true
 		// Another flight may have stored the entry between the caller's
@@ -295,6 +295,7 @@ func (c *Cache) FetchMissing(ctx context.Context, key string, fetch FetchFunc) (
 		// key is asked first without counting a use.
 		if _, held := c.store.GetTTL(key); held {
 			if e, ok := c.Get(key); ok {
+				found = true
 				return e, nil
 			}
 		}
@@ -313,6 +314,8 @@ func (c *Cache) FetchMissing(ctx context.Context, key string, fetch FetchFunc) (
 	case r := <-ch:
 		res := Shared
 		switch {
+		case ran && found:
+			res = Hit
 		case ran && remote:
 			res = Remote
 		case ran:

@@ -11,6 +11,6 @@
 // A request looks its key up with Fresh (or FreshRef); on a miss it calls
 // FetchMissing, which does not look the key up again, and on an entry due
 // for refresh it calls Fetch, which serves it and refreshes it ahead. Every
-// lookup counts as a use in the store's admission policy, so each request
-// counts once.
+// lookup counts as a use in the store's admission policy, so a miss counts
+// once, as a hit does (a hit through a Ref, once in refSample uses).
 package cache

@@ -9,10 +9,10 @@ import (
 // use in refSample goes through the store, so that its admission policy
 // keeps counting the key's hits (a key whose hits it never saw would look
 // cold to it, and be evicted before keys used far less). The policy sees a
-// warm key's hits at a quarter of their number, while a new key's miss
-// still counts in full (Fresh, then Fetch's lookups): one in eight let
-// keys with a dozen hits lose noticeably more often to streams of one-time
-// keys when memory was short.
+// warm key's hits at a quarter of their number, and a new key's miss once.
+// One in eight, when a miss still counted three times, let keys with a
+// dozen hits lose noticeably more often to streams of one-time keys when
+// memory was short.
 const refSample = 4
 
 // Ref lets a caller that keeps its own index of keys (the proxy keeps one

@@ -252,11 +252,11 @@ func TestMissIsLookedUpOnce(t *testing.T) {
 // lookup and its flight is served, not fetched again.
 func TestFetchMissingFindsAStoredEntry(t *testing.T) {
 	c, stored := cacheHolding(t, "k")
-	e, _, err := c.FetchMissing(context.Background(), "k", func(context.Context) (*Entry, error) {
+	e, res, err := c.FetchMissing(context.Background(), "k", func(context.Context) (*Entry, error) {
 		t.Error("FetchMissing fetched a key the store holds")
 		return nil, errors.New("unexpected fetch")
 	})
-	if err != nil || e != stored {
-		t.Errorf("FetchMissing = %v, %v; want the stored entry", e, err)
+	if err != nil || e != stored || res != Hit {
+		t.Errorf("FetchMissing = entry %p, %v, %v; want the stored entry %p, a hit", e, res, err, stored)
 	}
 }
