@@ -41,11 +41,10 @@ end
 // wrkPaced, appended to wrkScript, holds wrk to a rate: each wrk thread
 // keeps one schedule, its share of the rate, and every request of the
 // thread takes the schedule's next slot on whichever of its connections is
-// free, and waits for it (wrk's timers count whole
-// milliseconds, so requests leave in millisecond ticks). A request late
-// for its slot leaves at once, so a slow server meets the same schedule
-// as a fast one. Latency counts from the request's write, as in wrk's
-// other runs.
+// free, and waits for it (wrk's timers count whole milliseconds, so
+// requests leave in millisecond ticks). A request late for its slot leaves
+// at once, so a slow server meets the same schedule as a fast one. Latency
+// counts from the request's write, as in wrk's other runs.
 const wrkPaced = `local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;

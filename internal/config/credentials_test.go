@@ -114,6 +114,8 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 		}, nil},
 		{"tenant id common", func(c *Config) { c.Client.TenantID = "common" },
 			Problems{{Key: "client.tenant_id", Message: `"common" must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations`}}},
+		{"tenant domain with an empty label", func(c *Config) { c.Client.TenantID = "contoso..com" },
+			Problems{{Key: "client.tenant_id", Message: `"contoso..com" must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations`}}},
 		{"unknown protocol", func(c *Config) { c.Authority.Protocol = "saml" },
 			Problems{{Key: "authority.protocol", Message: `"saml" is not a protocol (use entra, the Microsoft On-Behalf-Of request, or rfc8693, an OAuth 2.0 token exchange)`}}},
 		{"rfc8693 with audience and no scopes", func(c *Config) { rfc(c); c.Routes[0].Audience, c.Routes[0].Scopes = "api-b", nil }, nil},
