@@ -178,7 +178,7 @@ func (c *Cache) Fresh(key string) (*Entry, bool) {
 	if !ok {
 		return nil, false
 	}
-	return e, now.UnixNano() < e.nextRefresh.Load()
+	return e, !e.due(now)
 }
 
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
@@ -272,7 +272,7 @@ func (r Result) String() string {
 func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
 	now := c.cfg.Now()
 	if e, ok := c.get(key, now); ok {
-		if now.UnixNano() >= e.nextRefresh.Load() {
+		if e.due(now) {
 			c.refreshAhead(e, fetch)
 		}
 		return e, Hit, nil

@@ -70,6 +70,9 @@ func (e *Entry) Credential() string {
 // Usable reports whether the entry may be served at now.
 func (e *Entry) Usable(now time.Time) bool { return now.Before(e.UsableUntil) }
 
+// due reports whether e's next refresh-ahead may start at now.
+func (e *Entry) due(now time.Time) bool { return now.UnixNano() >= e.nextRefresh.Load() }
+
 // entryOverhead approximates the bytes an Entry costs beyond its strings:
 // the struct, four time.Time values, ristretto's bookkeeping and the
 // runtime's record of a weak pointer to it (a Ref's).

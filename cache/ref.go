@@ -35,7 +35,7 @@ func (c *Cache) FreshRef(r *Ref, key string) (*Entry, bool) {
 	if p := r.p.Load(); p != nil && n%refSample != 0 {
 		if e := p.Value(); e != nil && !e.retired.Load() && e.Key == key {
 			now := c.cfg.Now()
-			if e.Usable(now) && now.UnixNano() < e.nextRefresh.Load() {
+			if e.Usable(now) && !e.due(now) {
 				return e, true
 			}
 		}
