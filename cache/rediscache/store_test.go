@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,14 @@ func (c *counts) errorsOf(kind string) int {
 
 func newStore(t *testing.T, srv *redistest.Server, keys [][]byte, cnt *counts) *Store {
 	t.Helper()
-	cfg := Config{URL: srv.URL(), Keys: keys, Timeout: 200 * time.Millisecond, Pause: 300 * time.Millisecond, LockWait: time.Second}
+	return newStoreAt(t, srv.URL(), false, keys, cnt)
+}
+
+// newStoreAt is newStore for the Redis at url, a cluster's seed when
+// cluster is set.
+func newStoreAt(t *testing.T, url string, cluster bool, keys [][]byte, cnt *counts) *Store {
+	t.Helper()
+	cfg := Config{URL: url, Cluster: cluster, Keys: keys, Timeout: 200 * time.Millisecond, Pause: 300 * time.Millisecond, LockWait: time.Second}
 	if cnt != nil {
 		cfg.Observer = cnt.observer()
 	}
@@ -228,50 +236,122 @@ func TestRedisDownNeverFails(t *testing.T) {
 }
 
 // TestReplicasShareOneExchange runs two token caches (two replicas) over one
-// Redis: concurrent first requests spread over both cause one fetch; a
-// third, new replica finds the token in Redis.
+// Redis, a single server or a cluster: concurrent first requests spread over
+// both cause one fetch; a third, new replica finds the token in Redis.
 func TestReplicasShareOneExchange(t *testing.T) {
-	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name    string
+		cluster bool
+	}{{"one server", false}, {"cluster of three", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := ""
+			if tc.cluster {
+				url = redistest.StartCluster(t, 3).URL()
+			} else {
+				url = redistest.Start(t).URL()
+			}
+			k := newKey(t)
+			newReplica := func() *cache.Cache {
+				c, err := cache.New(cache.Config{MaxBytes: 1 << 20, L2: newStoreAt(t, url, tc.cluster, [][]byte{k}, nil)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(c.Close)
+				return c
+			}
+			r1, r2 := newReplica(), newReplica()
+			key := cache.UserKey("t", "u", nil, "s")
+			var fetches atomic.Int32
+			fetch := func(ctx context.Context) (*cache.Entry, error) {
+				fetches.Add(1)
+				time.Sleep(150 * time.Millisecond)
+				return entry(key, "shared-token"), nil
+			}
+			var wg sync.WaitGroup
+			for i := range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := r1
+					if i%2 == 1 {
+						r = r2
+					}
+					if e, _, err := r.Fetch(context.Background(), key, fetch); err != nil || e.Token != "shared-token" {
+						t.Errorf("replica %d: %v %v", i%2, e, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := fetches.Load(); n != 1 {
+				t.Errorf("20 first requests over two replicas: %d fetches, want 1", n)
+			}
+			r3 := newReplica()
+			if e, res, err := r3.Fetch(context.Background(), key, fetch); err != nil || res != cache.Remote || e.Token != "shared-token" {
+				t.Errorf("new replica: %v %v %v", e, res, err)
+			}
+			if n := fetches.Load(); n != 1 {
+				t.Errorf("new replica fetched again (%d)", n)
+			}
+		})
+	}
+}
+
+// TestClusterSpreadsKeys: with cluster set, the store follows the cluster's
+// slot map, so entries, locks and deletions reach whichever node holds
+// their key, and a cluster of three holds entries on every node.
+func TestClusterSpreadsKeys(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	cnt := &counts{}
 	k := newKey(t)
-	newReplica := func() *cache.Cache {
-		c, err := cache.New(cache.Config{MaxBytes: 1 << 20, L2: newStore(t, srv, [][]byte{k}, nil)})
+	st := newStoreAt(t, cl.URL(), true, [][]byte{k}, cnt)
+	other := newStoreAt(t, cl.URL(), true, [][]byte{k}, nil)
+	ctx := context.Background()
+	const users = 60
+	for i := range users {
+		key := cache.UserKey("t", fmt.Sprint("user-", i), nil, "s")
+		st.Set(ctx, entry(key, fmt.Sprint("token-", i)))
+	}
+	for i := range users {
+		key := cache.UserKey("t", fmt.Sprint("user-", i), nil, "s")
+		if e, ok := other.Get(ctx, key); !ok || e.Token != fmt.Sprint("token-", i) {
+			t.Fatalf("user %d: %v %v", i, e, ok)
+		}
+	}
+	held := 0
+	for _, n := range cl.Nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		size, err := c.DBSize(ctx).Result()
+		c.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(c.Close)
-		return c
+		held += int(size)
+		if size == 0 {
+			t.Errorf("node %s holds none of %d entries", n.Addr(), users)
+		}
 	}
-	r1, r2 := newReplica(), newReplica()
-	key := cache.UserKey("t", "u", nil, "s")
-	var fetches atomic.Int32
-	fetch := func(ctx context.Context) (*cache.Entry, error) {
-		fetches.Add(1)
-		time.Sleep(150 * time.Millisecond)
-		return entry(key, "shared-token"), nil
+	if held != users {
+		t.Errorf("the nodes hold %d keys, want %d", held, users)
 	}
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := r1
-			if i%2 == 1 {
-				r = r2
-			}
-			if e, _, err := r.Fetch(context.Background(), key, fetch); err != nil || e.Token != "shared-token" {
-				t.Errorf("replica %d: %v %v", i%2, e, err)
-			}
-		}()
+	key := cache.UserKey("t", "user-0", nil, "s")
+	release, ok := st.Lock(ctx, key)
+	if !ok {
+		t.Fatal("lock not acquired")
 	}
-	wg.Wait()
-	if n := fetches.Load(); n != 1 {
-		t.Errorf("20 first requests over two replicas: %d fetches, want 1", n)
+	if _, ok := other.Lock(ctx, key); ok {
+		t.Error("a second replica acquired a held lock")
 	}
-	r3 := newReplica()
-	if e, res, err := r3.Fetch(context.Background(), key, fetch); err != nil || res != cache.Remote || e.Token != "shared-token" {
-		t.Errorf("new replica: %v %v %v", e, res, err)
+	release()
+	if _, ok := other.Lock(ctx, key); !ok {
+		t.Error("lock not released")
 	}
-	if n := fetches.Load(); n != 1 {
-		t.Errorf("new replica fetched again (%d)", n)
+	st.Delete(ctx, key)
+	if _, ok := other.Get(ctx, key); ok {
+		t.Error("a deleted entry is still served")
+	}
+	for _, kind := range []string{"unavailable", "timeout"} {
+		if n := cnt.errorsOf(kind); n != 0 {
+			t.Errorf("%d %s errors", n, kind)
+		}
 	}
 }

@@ -24,16 +24,23 @@ import (
 )
 
 // replicaEnv is an identity provider, an echo API and a Redis shared by
-// several gateway processes.
+// several gateway processes: one server, or the nodes of a cluster.
 type replicaEnv struct {
 	idp   *localidp.Server
-	redis *redistest.Server
+	redis []*redistest.Server
 	yaml  string
 }
 
-func newReplicaEnv(t *testing.T) *replicaEnv {
+// newReplicaEnv starts a replicaEnv whose Redis is one server, or a cluster
+// of three when cluster is set.
+func newReplicaEnv(t *testing.T, cluster bool) *replicaEnv {
 	t.Helper()
-	rs := redistest.Start(t)
+	var nodes []*redistest.Server
+	if cluster {
+		nodes = redistest.StartCluster(t, 3).Nodes
+	} else {
+		nodes = append(nodes, redistest.Start(t))
+	}
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +77,9 @@ cache:
     url: %s
     encryption_key_file: %s
     timeout: 100ms
-`, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), rs.URL(), keyFile)
-	return &replicaEnv{idp: idp, redis: rs, yaml: yaml}
+    cluster: %t
+`, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), nodes[0].URL(), keyFile, cluster)
+	return &replicaEnv{idp: idp, redis: nodes, yaml: yaml}
 }
 
 func (r *replicaEnv) token(t *testing.T, oid string) string {
@@ -114,11 +122,20 @@ func metricValue(t *testing.T, admin, series string) string {
 }
 
 // TestReplicasShareTokensThroughRedis runs two gateway processes over one
-// Redis: concurrent first requests of a user spread over both cause one
-// exchange; Redis holds no readable token or user id; a replica started
-// later finds the token in Redis.
+// Redis, a single server or a cluster of three: concurrent first requests
+// of a user spread over both cause one exchange; Redis holds no readable
+// token or user id; a replica started later finds the token in Redis.
 func TestReplicasShareTokensThroughRedis(t *testing.T) {
-	env := newReplicaEnv(t)
+	for _, tc := range []struct {
+		name    string
+		cluster bool
+	}{{"one server", false}, {"cluster of three", true}} {
+		t.Run(tc.name, func(t *testing.T) { replicasShareTokens(t, tc.cluster) })
+	}
+}
+
+func replicasShareTokens(t *testing.T, cluster bool) {
+	env := newReplicaEnv(t, cluster)
 	env.idp.SetLatency(150 * time.Millisecond)
 	g1, g2 := startGateway(t, env.yaml), startGateway(t, env.yaml)
 	tokA := env.token(t, "shared-user")
@@ -142,22 +159,29 @@ func TestReplicasShareTokensThroughRedis(t *testing.T) {
 		t.Errorf("40 concurrent first requests over two replicas caused %d exchanges, want 1", n)
 	}
 
-	// What a reader of Redis sees.
-	rc := redis.NewClient(&redis.Options{Addr: env.redis.Addr()})
-	defer rc.Close()
+	// What a reader of Redis sees, on every node.
 	ctx := context.Background()
-	keys, err := rc.Keys(ctx, "*").Result()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("Redis keys: %v %v", keys, err)
-	}
 	tokB := env.idp.IssuedTokens()[0].Token
-	for _, k := range keys {
-		v, _ := rc.Get(ctx, k).Result()
-		for _, secret := range []string{tokA, tokB, "shared-user", strings.Split(tokB, ".")[1]} {
-			if strings.Contains(k, secret) || strings.Contains(v, secret) {
-				t.Errorf("Redis key or value reveals a token or the user id")
+	total := 0
+	for _, node := range env.redis {
+		rc := redis.NewClient(&redis.Options{Addr: node.Addr()})
+		defer rc.Close()
+		keys, err := rc.Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatalf("Redis keys on %s: %v", node.Addr(), err)
+		}
+		total += len(keys)
+		for _, k := range keys {
+			v, _ := rc.Get(ctx, k).Result()
+			for _, secret := range []string{tokA, tokB, "shared-user", strings.Split(tokB, ".")[1]} {
+				if strings.Contains(k, secret) || strings.Contains(v, secret) {
+					t.Errorf("Redis key or value reveals a token or the user id")
+				}
 			}
 		}
+	}
+	if total == 0 {
+		t.Fatal("Redis holds no key")
 	}
 
 	// A restarted replica (a new process) finds token B in Redis.
@@ -178,7 +202,7 @@ func TestReplicasShareTokensThroughRedis(t *testing.T) {
 // TestRedisKilledMidLoadFailsNoRequest kills Redis under load: every
 // request still succeeds, from the local cache or by an exchange.
 func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
-	env := newReplicaEnv(t)
+	env := newReplicaEnv(t, false)
 	g := startGateway(t, env.yaml)
 	cached := env.token(t, "cached-user")
 	if s := call(t, g.addr, cached); s != 200 {
@@ -205,7 +229,7 @@ func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
 		}()
 	}
 	time.Sleep(800 * time.Millisecond)
-	env.redis.Stop()
+	env.redis[0].Stop()
 	wg.Wait()
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed while Redis died", failed.Load(), sent.Load())
