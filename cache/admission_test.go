@@ -1,9 +1,3 @@
-//go:build !race
-
-// The race detector's sync.Pool drops items at random, and ristretto hands
-// hits to its admission policy through pooled buffers, so under -race the
-// policy sees almost none: .ci/run runs this file's test without it.
-
 package cache
 
 import (
@@ -11,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,7 +18,7 @@ import (
 func admissionRun(t *testing.T, warm, capacity, rounds, oneTimePerRound int) int {
 	t.Helper()
 	t0 := time.Now()
-	token := fmt.Sprintf("%01000d", 0)
+	token := strings.Repeat("0", 1000)
 	entryBytes := NewEntry("warm-000000", token, "Bearer", t0, t0.Add(time.Hour), 0).cost()
 	c, err := New(Config{MaxBytes: int64(capacity) * entryBytes, Now: func() time.Time { return t0 }})
 	if err != nil {
@@ -43,6 +38,7 @@ func admissionRun(t *testing.T, warm, capacity, rounds, oneTimePerRound int) int
 			exchanged = true
 			return NewEntry(key, token, "Bearer", t0, t0.Add(time.Hour), 0), nil
 		}
+		var err error
 		if e != nil {
 			_, _, err = c.Fetch(context.Background(), key, fetch)
 		} else {
@@ -72,13 +68,22 @@ func admissionRun(t *testing.T, warm, capacity, rounds, oneTimePerRound int) int
 // TestWarmKeysOutliveOneTimeKeys: when memory is short, users who keep
 // calling keep their token B while a stream of users seen once passes
 // through. The admission policy tells them apart only by the warm keys'
-// hits, three in four of which a Ref serves without the store (refSample).
-// Measured over 40 runs of this scenario, the warm keys' mean exchanges
-// after the first round are 4 with refSample 4, 12 with every hit counted
-// (1), 20 with 8, 34 with 16, and 144 with a Ref that never lets a hit
-// through.
+// hits, three in four of which a Ref serves without the store (refSample);
+// a Ref that let too few through would make warm keys look as cold as
+// one-time keys. With refSample patched, the median of the nine runs on a
+// 2-CPU machine was 2 to 7 exchanges at 1 in 4 (also beside two busy
+// loops), 6 to 11 counting every hit, 13 to 23 at 1 in 8, 38 to 47 at 1 in
+// 16, and about 150 with no hit let through: the limit fails the last two
+// always, and 1 in 8 in most runs.
+//
+// It does not run under the race detector, whose sync.Pool drops items at
+// random: ristretto hands hits to its policy in pooled buffers, so the
+// policy would see almost none (.ci/run runs it without -race).
 func TestWarmKeysOutliveOneTimeKeys(t *testing.T) {
-	const warm, capacity, rounds, oneTime, runs = 100, 200, 40, 50, 5
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops ristretto's hit buffers; run without -race")
+	}
+	const warm, capacity, rounds, oneTime, runs = 100, 200, 40, 50, 9
 	requests := warm * (rounds - 1)
 	got := make([]int, runs)
 	for i := range got {
@@ -87,7 +92,7 @@ func TestWarmKeysOutliveOneTimeKeys(t *testing.T) {
 	slices.Sort(got)
 	median := got[runs/2]
 	t.Logf("warm keys' exchanges after the first round, of %d requests, in %d runs: %v", requests, runs, got)
-	if limit := requests / 100; median > limit {
-		t.Errorf("warm keys needed %d exchanges after the first round (median of %d runs), want at most %d (1%% of their requests)", median, runs, limit)
+	if limit := requests * 4 / 1000; median > limit {
+		t.Errorf("warm keys needed %d exchanges after the first round (median of %d runs), want at most %d (0.4%% of their requests)", median, runs, limit)
 	}
 }

@@ -10,10 +10,10 @@ import (
 // keeps counting the key's hits (a key whose hits it never saw would look
 // cold to it, and be evicted before keys used far less). The policy sees a
 // warm key's hits at a quarter of their number, and a new key's miss once.
-// Of the values TestWarmKeysOutliveOneTimeKeys measures, 4 lets warm keys
-// lose their entry least often to a stream of one-time keys when memory is
-// short (with two CPUs): 8 and 16 five and eight times as often, counting
-// every hit (1) three times as often, a Ref that never lets one through 35.
+// TestWarmKeysOutliveOneTimeKeys measures the choice: with memory short,
+// warm keys lose their entry to a stream of one-time keys least often at 4
+// of the values tried; about twice as often counting every hit, four times
+// at 8, ten times at 16, and 35 times with a Ref that never lets one through.
 const refSample = 4
 
 // Ref lets a caller that keeps its own index of keys (the proxy keeps one

@@ -27,7 +27,7 @@ import (
 // several gateway processes: one server, or the nodes of a cluster.
 type replicaEnv struct {
 	idp   *localidp.Server
-	redis []*redistest.Server
+	nodes []*redistest.Server // the Redis server, or the cluster's nodes
 	yaml  string
 }
 
@@ -36,8 +36,12 @@ type replicaEnv struct {
 func newReplicaEnv(t *testing.T, cluster bool) *replicaEnv {
 	t.Helper()
 	var nodes []*redistest.Server
+	timeout := "100ms"
 	if cluster {
 		nodes = redistest.StartCluster(t, 3).Nodes
+		// A cluster client's first operation also reads the slot map and
+		// dials the node: room for a busy test machine.
+		timeout = "1s"
 	} else {
 		nodes = append(nodes, redistest.Start(t))
 	}
@@ -76,10 +80,10 @@ cache:
   redis:
     url: %s
     encryption_key_file: %s
-    timeout: 100ms
+    timeout: %s
     cluster: %t
-`, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), nodes[0].URL(), keyFile, cluster)
-	return &replicaEnv{idp: idp, redis: nodes, yaml: yaml}
+`, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), nodes[0].URL(), keyFile, timeout, cluster)
+	return &replicaEnv{idp: idp, nodes: nodes, yaml: yaml}
 }
 
 func (r *replicaEnv) token(t *testing.T, oid string) string {
@@ -163,7 +167,7 @@ func replicasShareTokens(t *testing.T, cluster bool) {
 	ctx := context.Background()
 	tokB := env.idp.IssuedTokens()[0].Token
 	total := 0
-	for _, node := range env.redis {
+	for _, node := range env.nodes {
 		rc := redis.NewClient(&redis.Options{Addr: node.Addr()})
 		defer rc.Close()
 		keys, err := rc.Keys(ctx, "*").Result()
@@ -229,7 +233,7 @@ func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
 		}()
 	}
 	time.Sleep(800 * time.Millisecond)
-	env.redis[0].Stop()
+	env.nodes[0].Stop()
 	wg.Wait()
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed while Redis died", failed.Load(), sent.Load())

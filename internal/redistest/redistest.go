@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +27,9 @@ type Server struct {
 	port int
 	dir  string
 	args []string // beyond those every server gets
+	bus  int      // the cluster bus port, for a cluster's node
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
 }
 
 // Start starts redis-server for the test and stops it at cleanup.
@@ -50,16 +53,21 @@ func redisServer(t testing.TB) string {
 	return bin
 }
 
-// startServer starts one redis-server with the given extra arguments.
-func startServer(t testing.TB, bin string, args ...string) *Server {
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &Server{t: t, bin: bin, port: port, dir: t.TempDir(), args: args}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts one redis-server with the given extra arguments.
+func startServer(t testing.TB, bin string, args ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: bin, port: freePort(t), dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -72,15 +80,25 @@ type Cluster struct {
 	Nodes []*Server
 }
 
-// StartCluster starts a Redis Cluster of n masters for the test, waits
-// until every node reports it healthy, and stops it at cleanup.
+// StartCluster starts a Redis Cluster of n masters for the test (Redis 7
+// or later), waits until every node reports it healthy, and stops it at
+// cleanup.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	if n < 1 {
+		t.Fatalf("redis cluster: %d nodes, want at least 1", n)
+	}
 	bin := redisServer(t)
 	c := &Cluster{}
 	for range n {
-		c.Nodes = append(c.Nodes, startServer(t, bin, "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"))
+		// The cluster bus has a port of its own; left to redis-server it
+		// would be the client port plus 10000, which may be taken or
+		// above 65535.
+		bus := freePort(t)
+		s := startServer(t, bin, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		s.bus = bus
+		c.Nodes = append(c.Nodes, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -91,14 +109,23 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	const slots = 16384
 	for i, rc := range clients {
-		lo, hi := i*slots/n, (i+1)*slots/n-1
-		if err := rc.ClusterAddSlotsRange(ctx, lo, hi).Err(); err != nil {
-			t.Fatalf("redis cluster: slots %d-%d on %s: %v", lo, hi, c.Nodes[i].Addr(), err)
+		lo, hi := i*slots/n, (i+1)*slots/n
+		own := make([]int, 0, hi-lo)
+		for slot := lo; slot < hi; slot++ {
+			own = append(own, slot)
 		}
-		if i > 0 {
-			if err := clients[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(c.Nodes[i].port)).Err(); err != nil {
-				t.Fatalf("redis cluster: meet %s: %v", c.Nodes[i].Addr(), err)
-			}
+		if err := rc.ClusterAddSlots(ctx, own...).Err(); err != nil {
+			t.Fatalf("redis cluster: slots %d-%d on %s: %v", lo, hi-1, c.Nodes[i].Addr(), err)
+		}
+		// Distinct epochs, as redis-cli --cluster create sets them: the
+		// nodes then agree on the slot map without a round of votes.
+		if err := rc.Do(ctx, "CLUSTER", "SET-CONFIG-EPOCH", i+1).Err(); err != nil {
+			t.Fatalf("redis cluster: epoch of %s: %v", c.Nodes[i].Addr(), err)
+		}
+	}
+	for _, s := range c.Nodes[1:] {
+		if err := clients[0].Do(ctx, "CLUSTER", "MEET", "127.0.0.1", s.port, s.bus).Err(); err != nil {
+			t.Fatalf("redis cluster: meet %s: %v", s.Addr(), err)
 		}
 	}
 	for i, rc := range clients {
@@ -127,30 +154,49 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 // URL is the redis:// URL of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr() }
 
+// start runs redis-server and waits until it accepts connections. If it
+// exits first, the test fails at once with its log.
 func (s *Server) start() {
 	s.t.Helper()
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "yes"}, s.args...)
+	logPath := filepath.Join(s.dir, "redis.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer log.Close() // the child holds its own descriptor
 	s.cmd = exec.Command(s.bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			out, _ := os.ReadFile(logPath)
+			s.cmd = nil
+			s.t.Fatalf("redis-server on %s exited at start:\n%s", s.Addr(), out)
+		default:
+		}
 		if c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatal(fmt.Sprintf("redis-server did not listen on %s", s.Addr()))
+	out, _ := os.ReadFile(logPath)
+	s.t.Fatal(fmt.Sprintf("redis-server did not listen on %s:\n%s", s.Addr(), out))
 }
 
 // Stop kills the server (as a crash would).
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.done
 		s.cmd = nil
 	}
 }
