@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -617,6 +618,11 @@ func (c *Config) Redacted() *Config {
 	}
 	if r.Cache.Redis.Password != "" {
 		r.Cache.Redis.Password = "REDACTED"
+	}
+	if u, err := url.Parse(r.Cache.Redis.URL); err == nil && u.User != nil {
+		// Validation refuses a password in the URL; a configuration that
+		// was not validated is still logged without it.
+		r.Cache.Redis.URL = u.Redacted()
 	}
 	r.Client.Capabilities = cloneStrings(c.Client.Capabilities)
 	r.Inbound.Audiences = cloneStrings(c.Inbound.Audiences)

@@ -81,6 +81,13 @@ func (c *Config) validateRedis(v *validator) {
 		// are not: plain TCP only on the pod's own loopback.
 		v.add("cache.redis.url", "must use rediss:// (TLS) for a host that is not loopback")
 	}
+	if err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			// The URL is configuration, logged at start and kept in a
+			// ConfigMap; a secret belongs in a file.
+			v.add("cache.redis.url", "must not carry a password: set cache.redis.password_file (or password) instead")
+		}
+	}
 	if r.Password != "" && r.PasswordFile != "" {
 		v.add("cache.redis", "set password or password_file, not both")
 	}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"encoding/base64"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +35,9 @@ func TestRedisSection(t *testing.T) {
 		{"two passwords", Redis{URL: "redis://127.0.0.1:1", EncryptionKeyFile: keys, Password: "a", PasswordFile: pw, Timeout: Duration(time.Second)}, []string{"cache.redis"}},
 		{"zero timeout", Redis{URL: "redis://127.0.0.1:1", EncryptionKeyFile: keys}, []string{"cache.redis.timeout"}},
 		{"keys without url", Redis{EncryptionKeyFile: keys}, []string{"cache.redis.url"}},
+		{"user name in the url", Redis{URL: "rediss://default@cache.example.com:6380", EncryptionKeyFile: keys, PasswordFile: pw, Timeout: Duration(time.Second)}, nil},
+		{"password in the url", Redis{URL: "rediss://default:S3cret@cache.example.com:6380", EncryptionKeyFile: keys, Timeout: Duration(time.Second)}, []string{"cache.redis.url"}},
+		{"empty password in the url", Redis{URL: "rediss://:@cache.example.com:6380", EncryptionKeyFile: keys, Timeout: Duration(time.Second)}, []string{"cache.redis.url"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,5 +68,16 @@ func TestRedisDefaultsAndRedaction(t *testing.T) {
 	}
 	if c.Redacted().Cache.Redis.Password != "REDACTED" || c.Cache.Redis.Password != "s3cr3t-redis" {
 		t.Error("Redacted does not hide the Redis password, or changed the original")
+	}
+	// A password in the URL fails validation, but a configuration logged
+	// before (or without) it still does not show it.
+	c.Cache.Redis.URL = "rediss://default:S3cretPassw0rd@cache.example.com:6380"
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("starting", "config", c.Redacted())
+	if strings.Contains(logged.String(), "S3cretPassw0rd") || !strings.Contains(logged.String(), "cache.example.com:6380") {
+		t.Errorf("the logged configuration shows the URL's password, or no URL: %s", logged.String())
+	}
+	if c.Cache.Redis.URL != "rediss://default:S3cretPassw0rd@cache.example.com:6380" {
+		t.Error("Redacted changed the original URL")
 	}
 }
