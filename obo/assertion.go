@@ -23,14 +23,6 @@ const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // certificate credential signs: exp = nbf + AssertionLifetime.
 const AssertionLifetime = 10 * time.Minute
 
-// assertionReuseMargin is how long before its expiry a signed assertion
-// stops being reused and a new one is signed.
-const assertionReuseMargin = 2 * time.Minute
-
-// maxCachedAssertions bounds the signed assertions kept for reuse (one per
-// token endpoint, so one per tenant for a multi-tenant application).
-const maxCachedAssertions = 256
-
 // CredentialError reports that the gateway could not produce its own
 // client credential: a missing or empty secret, certificate or federated
 // token file, an unusable certificate. The request was not sent. Its
@@ -87,18 +79,12 @@ type CertificateConfig struct {
 type Certificate struct {
 	cfg CertificateConfig
 
-	mu         sync.Mutex
-	ck         *CertificateKey
-	alg        jwa.SignatureAlgorithm
-	header     jws.Headers // the JOSE header of the current certificate, alg aside
-	stamps     [2]fileStamp
-	failed     [2]fileStamp // stamps of the last failed reload, reported once
-	assertions map[string]signedAssertion
-}
-
-type signedAssertion struct {
-	jwt     string
-	expires time.Time
+	mu     sync.Mutex
+	ck     *CertificateKey
+	alg    jwa.SignatureAlgorithm
+	header jws.Headers // the JOSE header of the current certificate, alg aside
+	stamps [2]fileStamp
+	failed [2]fileStamp // stamps of the last failed reload, reported once
 }
 
 // NewCertificate loads the certificate and key and returns the credential.
@@ -110,7 +96,7 @@ func NewCertificate(cfg CertificateConfig) (*Certificate, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Certificate{cfg: cfg, assertions: make(map[string]signedAssertion)}
+	c := &Certificate{cfg: cfg}
 	stamps, err := c.stat()
 	if err != nil {
 		return nil, &CredentialError{Credential: "certificate", Err: err}
@@ -162,7 +148,6 @@ func (c *Certificate) load(stamps [2]fileStamp) error {
 		}
 	}
 	c.ck, c.alg, c.header, c.stamps = ck, alg, h, stamps
-	clear(c.assertions)
 	return nil
 }
 
@@ -213,9 +198,11 @@ func (c *Certificate) Apply(_ context.Context, tokenEndpoint string, form url.Va
 	return nil
 }
 
-// Assertion returns a client assertion of clientID for the token endpoint
-// audience, reusing a previously signed one while it has more than two
-// minutes left, and reading the files again first if they changed.
+// Assertion returns a newly signed client assertion of clientID for the
+// token endpoint audience, reading the files again first if they changed.
+// Every assertion has a jti of its own: an authority may refuse one it has
+// seen (RFC 7523, section 3; Keycloak does), so none is sent twice, retries
+// included.
 func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 	if clientID == "" || audience == "" {
 		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("client id and token endpoint are required")}
@@ -227,14 +214,9 @@ func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 	if err := c.ck.CheckValidity(now); err != nil {
 		return "", &CredentialError{Credential: "certificate", Err: err}
 	}
-	key := clientID + "\x00" + audience
-	if a, ok := c.assertions[key]; ok && now.Before(a.expires.Add(-assertionReuseMargin)) {
-		return a.jwt, nil
-	}
-	exp := now.Add(AssertionLifetime)
 	claims := assertionClaims{
 		Aud: audience, Iss: clientID, Sub: clientID, JTI: newJTI(),
-		NBF: now.Unix(), Exp: exp.Unix(),
+		NBF: now.Unix(), Exp: now.Add(AssertionLifetime).Unix(),
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -244,19 +226,7 @@ func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 	if err != nil {
 		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("sign assertion: %w", err)}
 	}
-	jwt := string(signed)
-	if len(c.assertions) >= maxCachedAssertions {
-		for k, a := range c.assertions {
-			if !now.Before(a.expires.Add(-assertionReuseMargin)) {
-				delete(c.assertions, k)
-			}
-		}
-		if len(c.assertions) >= maxCachedAssertions {
-			clear(c.assertions)
-		}
-	}
-	c.assertions[key] = signedAssertion{jwt: jwt, expires: time.Unix(exp.Unix(), 0)}
-	return jwt, nil
+	return string(signed), nil
 }
 
 // assertionClaims are the claims of a client assertion, in the order
