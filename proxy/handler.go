@@ -261,6 +261,9 @@ type reqState struct {
 	raw     string // token A, for a CAE re-exchange
 	tenant  string // token A's tid
 	entry   *cache.Entry
+	// in is the request as the reverse proxy received it, which a CAE
+	// retry sends again (the hooks see the outbound copy).
+	in *http.Request
 	// body is the request body kept for a CAE retry; replayable says it
 	// is complete.
 	body       []byte
@@ -338,7 +341,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			st := stateOf(r.Context())
 			var cc *claimsChallenge
 			if errors.As(err, &cc) {
-				h.retryWithClaims(w, r, st, cc.claims)
+				h.retryWithClaims(w, st, cc.claims)
 				return
 			}
 			st.downstreamErr = err
@@ -365,11 +368,13 @@ func (c *claimsChallenge) Error() string { return "downstream answered with a cl
 
 // retryWithClaims answers a downstream claims challenge under CAE: it
 // exchanges token A again with the challenge's claims, stores the new
-// token B and sends the request once more. If the authority wants the user
-// to interact, the caller gets the 401 claims challenge.
-func (h *Handler) retryWithClaims(w http.ResponseWriter, r *http.Request, st *reqState, claims string) {
+// token B and sends the caller's request once more, through the same hooks
+// as the first time (so its forwarding headers are the caller's, not those
+// of the first attempt). If the authority wants the user to interact, the
+// caller gets the 401 claims challenge.
+func (h *Handler) retryWithClaims(w http.ResponseWriter, st *reqState, claims string) {
 	st.retried = true
-	rt := st.route
+	rt, r := st.route, st.in
 	entry, err := h.exchange(r.Context(), rt, st.key, st.raw, st.tenant, claims)
 	if err != nil {
 		st.reason = writeExchangeError(w, err).reason
@@ -596,7 +601,8 @@ func (h *Handler) forward(st *reqState, r *http.Request, rt *route, p, raw strin
 	if h.cae && rt.replay > 0 {
 		h.keepBody(r, st, rt.replay)
 	}
-	rt.proxy.ServeHTTP(w, r.WithContext(st))
+	st.in = r.WithContext(st)
+	rt.proxy.ServeHTTP(w, st.in)
 	if st.reason != "" {
 		*reason = st.reason
 	}

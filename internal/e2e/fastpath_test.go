@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,8 +141,9 @@ func sha256Hex(s string) string {
 func TestCAEChallengeReexchangesAndRetries(t *testing.T) {
 	e := start(t, options{cae: true})
 	tok := e.token("cae")
-	if a := e.get("/echo/x", tok); a.status != 200 {
-		t.Fatal(a.status)
+	plain := e.get("/echo/x", tok)
+	if plain.status != 200 {
+		t.Fatal(plain.status)
 	}
 	if got := e.idp.LastTokenRequest().Get("claims"); got != `{"access_token":{"xms_cc":{"values":["cp1"]}}}` {
 		t.Errorf("exchange claims = %q, want the cp1 capability", got)
@@ -159,6 +161,14 @@ func TestCAEChallengeReexchangesAndRetries(t *testing.T) {
 	}
 	if ec.Headers["Authorization"][0] == "Bearer "+first {
 		t.Error("the retry used the revoked token")
+	}
+	// The retry is the caller's request sent again, not the first
+	// attempt's outbound copy: the same forwarding headers, once each.
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		want, got := plain.echoed(t).Headers[name], ec.Headers[name]
+		if len(want) != 1 || want[0] == "" || !slices.Equal(got, want) {
+			t.Errorf("the retry's %s = %q, a plain request's %q", name, got, want)
+		}
 	}
 	if n := e.echoHits.Load() - hits; n != 2 {
 		t.Errorf("downstream saw %d requests, want 2 (challenge, retry)", n)
