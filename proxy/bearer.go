@@ -8,7 +8,9 @@ import (
 // bearerToken returns the credential of the request's single
 // "Authorization: Bearer <credential>" header. The scheme is matched
 // case-insensitively (RFC 7235). It returns a *RejectError when the header
-// is missing, repeated or malformed.
+// is missing, repeated or malformed. A header of another scheme (Basic,
+// say) counts as missing: RFC 6750 answers an unsupported authentication
+// method with a bare challenge, no error code.
 //
 // The credential's syntax, an RFC 6750 b64token, is checked by
 // Validator.Validate, not here: a token the verified-token cache holds is
@@ -33,8 +35,8 @@ func parseBearer(v string) (string, error) {
 	if v == "" {
 		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token"}
 	}
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || v[len(scheme)] != ' ' {
-		return "", reject(ReasonMalformed, "authorization scheme is not Bearer")
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || len(v) > len(scheme) && v[len(scheme)] != ' ' {
+		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token: the Authorization scheme is not Bearer"}
 	}
 	tok := strings.TrimLeft(v[len(scheme):], " ")
 	if tok == "" {

@@ -14,10 +14,12 @@ func TestParseBearer(t *testing.T) {
 		{"bearer abc", "abc", ""},
 		{"BEARER  abc==", "abc==", ""},
 		{"", "", ReasonMissing},
-		{"Basic dXNlcjpwYXNz", "", ReasonMalformed},
+		// Another scheme is no bearer token at all (RFC 6750, 3.1).
+		{"Basic dXNlcjpwYXNz", "", ReasonMissing},
+		{"Bearerabc", "", ReasonMissing},
+		{"Bear", "", ReasonMissing},
 		{"Bearer", "", ReasonMalformed},
 		{"Bearer ", "", ReasonMalformed},
-		{"Bearerabc", "", ReasonMalformed},
 		// The credential's syntax is Validate's to check
 		// (TestValidateRefusesNonB64Token).
 		{"Bearer abc def", "abc def", ""},
