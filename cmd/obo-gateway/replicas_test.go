@@ -201,6 +201,9 @@ func replicasShareTokens(t *testing.T, cluster bool) {
 	if v := metricValue(t, g3.admin, `obo_gateway_l2_lookups_total{result="hit"}`); v != "1" {
 		t.Errorf("restarted replica's L2 hits = %q, want 1", v)
 	}
+	if v := metricValue(t, g3.admin, `obo_gateway_cache_lookups_total{result="l2",route="echo"}`); v != "1" {
+		t.Errorf(`restarted replica's cache lookups with result "l2" = %q, want 1`, v)
+	}
 }
 
 // TestRedisKilledMidLoadFailsNoRequest kills Redis under load: every
