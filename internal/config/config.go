@@ -487,6 +487,12 @@ func (c *Config) Warnings() []string {
 		w = append(w, `inbound.allowed_tenants: "*" accepts tokens of users of every Microsoft Entra tenant, `+
 			`so any organisation's users can call through the gateway; list the tenant ids instead unless that is intended`)
 	}
+	for i, r := range c.Routes {
+		if u, err := url.Parse(r.Upstream); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			w = append(w, fmt.Sprintf("routes[%d].upstream: %s sends token B without TLS to a host that is not loopback; "+
+				"use https unless something else encrypts the hop (a service mesh with mutual TLS)", i, u.Redacted()))
+		}
+	}
 	if c.Client.Certificate.File != "" {
 		if ck, err := obo.LoadCertificateKey(c.Client.Certificate.File, c.Client.Certificate.KeyFile); err == nil {
 			if left := time.Until(ck.Leaf().NotAfter); left > 0 && left < 30*24*time.Hour {

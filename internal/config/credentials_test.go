@@ -268,6 +268,14 @@ routes:
     token_type: saml2
     auth_header: X-SAML
     auth_format: "SAML2 {base64}"
+  - name: mesh
+    path_prefix: /mesh
+    upstream: http://orders.shop.svc.cluster.local/api
+    scopes: [api://orders/.default]
+  - name: local
+    path_prefix: /local
+    upstream: http://127.0.0.1:8081
+    scopes: [api://local/.default]
 `
 	c, err := Parse([]byte(yaml), "test.yaml", envMap(nil))
 	if err != nil {
@@ -283,7 +291,9 @@ routes:
 		t.Errorf("ExchangeRequest() = %+v", r)
 	}
 	w := c.Warnings()
-	if len(w) != 2 || !strings.Contains(w[0], `"*" accepts tokens of users of every Microsoft Entra tenant`) || !strings.Contains(w[1], "in less than 30 days") {
+	if len(w) != 3 || !strings.Contains(w[0], `"*" accepts tokens of users of every Microsoft Entra tenant`) ||
+		!strings.Contains(w[1], "routes[1].upstream: http://orders.shop.svc.cluster.local/api sends token B without TLS") ||
+		!strings.Contains(w[2], "in less than 30 days") {
 		t.Errorf("Warnings() = %q", w)
 	}
 	if cred, err := c.Credential(nil); err != nil {
