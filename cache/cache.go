@@ -246,7 +246,7 @@ const (
 	Remote
 )
 
-// String returns "hit", "miss" or "shared".
+// String returns "hit", "miss", "shared" or "l2".
 func (r Result) String() string {
 	switch r {
 	case Hit:

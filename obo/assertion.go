@@ -207,13 +207,19 @@ func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 	if clientID == "" || audience == "" {
 		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("client id and token endpoint are required")}
 	}
+	// The lock covers the files and the certificate in use, not the
+	// signature: an RSA signature takes a millisecond or more, and a burst
+	// of first requests signs one per exchange. A reload replaces the
+	// header rather than changing it, and jws.Sign copies it.
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.reloadIfChanged()
 	now := c.cfg.Now()
 	if err := c.ck.CheckValidity(now); err != nil {
+		c.mu.Unlock()
 		return "", &CredentialError{Credential: "certificate", Err: err}
 	}
+	key, alg, header := c.ck.Key, c.alg, c.header
+	c.mu.Unlock()
 	claims := assertionClaims{
 		Aud: audience, Iss: clientID, Sub: clientID, JTI: newJTI(),
 		NBF: now.Unix(), Exp: now.Add(AssertionLifetime).Unix(),
@@ -222,7 +228,7 @@ func (c *Certificate) Assertion(clientID, audience string) (string, error) {
 	if err != nil {
 		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("encode assertion claims: %w", err)}
 	}
-	signed, err := jws.Sign(payload, jws.WithKey(c.alg, c.ck.Key, jws.WithProtectedHeaders(c.header)))
+	signed, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(header)))
 	if err != nil {
 		return "", &CredentialError{Credential: "certificate", Err: fmt.Errorf("sign assertion: %w", err)}
 	}

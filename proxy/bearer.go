@@ -35,10 +35,17 @@ func parseBearer(v string) (string, error) {
 	if v == "" {
 		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token"}
 	}
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) || len(v) > len(scheme) && v[len(scheme)] != ' ' {
+	end := strings.IndexAny(v, " \t")
+	if end < 0 {
+		end = len(v)
+	}
+	if !strings.EqualFold(v[:end], scheme) {
 		return "", &RejectError{Reason: ReasonMissing, Description: "no bearer token: the Authorization scheme is not Bearer"}
 	}
-	tok := strings.TrimLeft(v[len(scheme):], " ")
+	if end < len(v) && v[end] == '\t' {
+		return "", reject(ReasonMalformed, "the bearer token must follow the scheme after a space")
+	}
+	tok := strings.TrimLeft(v[end:], " ")
 	if tok == "" {
 		return "", reject(ReasonMalformed, "empty bearer token")
 	}

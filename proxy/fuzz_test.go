@@ -18,6 +18,12 @@ func FuzzParseBearer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		tok, err := parseBearer(v)
 		if err != nil {
+			// A value of the Bearer scheme is never taken for no
+			// credential at all.
+			scheme, _, _ := strings.Cut(strings.ReplaceAll(v, "\t", " "), " ")
+			if re, ok := err.(*RejectError); ok && re.Reason == ReasonMissing && strings.EqualFold(scheme, "bearer") {
+				t.Fatalf("parseBearer(%q) counted a Bearer value as missing", v)
+			}
 			return
 		}
 		if tok == "" || tok[0] == ' ' || !strings.HasSuffix(v, tok) || !strings.EqualFold(strings.TrimRight(v[:len(v)-len(tok)], " "), "bearer") {

@@ -271,7 +271,8 @@ type reqState struct {
 	retried    bool
 	// downstreamErr is set by the proxy's ErrorHandler.
 	downstreamErr error
-	// answer is set when the ErrorHandler answered a CAE retry itself.
+	// reason is set when the ErrorHandler answered a CAE retry itself,
+	// for the request log.
 	reason string
 }
 

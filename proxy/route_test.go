@@ -20,6 +20,8 @@ func TestParseBearer(t *testing.T) {
 		{"Bear", "", ReasonMissing},
 		{"Bearer", "", ReasonMalformed},
 		{"Bearer ", "", ReasonMalformed},
+		{"bearer\tabc", "", ReasonMalformed},
+		{"Basic\tabc", "", ReasonMissing},
 		// The credential's syntax is Validate's to check
 		// (TestValidateRefusesNonB64Token).
 		{"Bearer abc def", "abc def", ""},

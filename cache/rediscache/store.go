@@ -31,7 +31,9 @@ type Observer struct {
 
 // Config configures a Store.
 type Config struct {
-	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS.
+	// URL is redis://[user[:password]@]host:port[/db] or rediss:// for TLS
+	// (the gateway's configuration refuses a password here and sets
+	// Password instead).
 	URL string
 	// Username and Password, when set, override the URL's.
 	Username, Password string

@@ -625,10 +625,12 @@ func (c *Config) Redacted() *Config {
 	if r.Cache.Redis.Password != "" {
 		r.Cache.Redis.Password = "REDACTED"
 	}
+	// Validation refuses a password in the URL; a configuration that was
+	// not validated is still logged without it.
 	if u, err := url.Parse(r.Cache.Redis.URL); err == nil && u.User != nil {
-		// Validation refuses a password in the URL; a configuration that
-		// was not validated is still logged without it.
 		r.Cache.Redis.URL = u.Redacted()
+	} else if err != nil && strings.Contains(r.Cache.Redis.URL, "@") {
+		r.Cache.Redis.URL = "REDACTED"
 	}
 	r.Client.Capabilities = cloneStrings(c.Client.Capabilities)
 	r.Inbound.Audiences = cloneStrings(c.Inbound.Audiences)

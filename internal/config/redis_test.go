@@ -80,4 +80,11 @@ func TestRedisDefaultsAndRedaction(t *testing.T) {
 	if c.Cache.Redis.URL != "rediss://default:S3cretPassw0rd@cache.example.com:6380" {
 		t.Error("Redacted changed the original URL")
 	}
+	// Nor when the URL does not parse.
+	for _, bad := range []string{"rediss://u:S3cretPassw0rd@host:63a80", "rediss://u:S3cretPassw0rd@[::1", "rediss://u:S3cret%zzPassw0rd@host"} {
+		c.Cache.Redis.URL = bad
+		if got := c.Redacted().Cache.Redis.URL; strings.Contains(got, "S3cret") {
+			t.Errorf("Redacted shows the password of the unparsable URL %q: %q", bad, got)
+		}
+	}
 }

@@ -206,6 +206,15 @@ func TestMissingTokenAndScopes(t *testing.T) {
 	if a.status != http.StatusUnauthorized || a.header.Get("WWW-Authenticate") != "Bearer" || a.json(t)["error"] == nil {
 		t.Errorf("no token: %d %q %s", a.status, a.header.Get("WWW-Authenticate"), a.body)
 	}
+	// Another scheme is no bearer token either (RFC 6750, 3.1): a bare
+	// challenge, counted as missing.
+	a = e.do(http.MethodGet, "/echo/x", "", nil, "Authorization", "Basic dXNlcjpwYXNz")
+	if a.status != http.StatusUnauthorized || a.header.Get("WWW-Authenticate") != "Bearer" {
+		t.Errorf("Basic credentials: %d %q %s", a.status, a.header.Get("WWW-Authenticate"), a.body)
+	}
+	if n := e.counter(`obo_gateway_inbound_rejections_total{reason="missing"}`); n != 2 {
+		t.Errorf("rejections counted as missing = %d, want 2", n)
+	}
 	app := e.token("daemon", func(u *localidp.UserToken) { u.AppOnly = true })
 	a = e.get("/echo/x", app)
 	if a.status != http.StatusForbidden || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer error="insufficient_scope", scope="access_as_user", `) {
