@@ -22,7 +22,7 @@ type testCert struct {
 	key  crypto.Signer
 }
 
-func newTestCert(t *testing.T, key crypto.Signer, notBefore, notAfter time.Time) testCert {
+func newTestCert(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time) testCert {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
@@ -41,7 +41,7 @@ func newTestCert(t *testing.T, key crypto.Signer, notBefore, notAfter time.Time)
 	return testCert{cert: c, key: key}
 }
 
-func rsaKey(t *testing.T, bits int) *rsa.PrivateKey {
+func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
@@ -50,7 +50,7 @@ func rsaKey(t *testing.T, bits int) *rsa.PrivateKey {
 	return k
 }
 
-func ecKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+func ecKey(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {
@@ -64,7 +64,7 @@ func certPEM(c *x509.Certificate) []byte {
 }
 
 // keyPEM encodes key in the given PEM format: "pkcs1", "pkcs8" or "sec1".
-func keyPEM(t *testing.T, key crypto.Signer, format string) []byte {
+func keyPEM(t testing.TB, key crypto.Signer, format string) []byte {
 	t.Helper()
 	var b *pem.Block
 	switch format {
@@ -86,7 +86,7 @@ func keyPEM(t *testing.T, key crypto.Signer, format string) []byte {
 	return pem.EncodeToMemory(b)
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -96,3 +96,38 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 }
 
 func x509MarshalPKCS8(key any) ([]byte, error) { return x509.MarshalPKCS8PrivateKey(key) }
+
+// BenchmarkCertificateAssertion is what the certificate credential costs an
+// exchange: every token request signs a new client assertion (its own jti).
+// The signature runs outside the credential's lock, so concurrent exchanges
+// sign in parallel (compare -cpu 1 and 2).
+func BenchmarkCertificateAssertion(b *testing.B) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+	}{
+		{"RSA-2048", rsaKey(b, 2048)},
+		{"EC-P256", ecKey(b, elliptic.P256())},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			cert := newTestCert(b, tc.key, now.Add(-time.Hour), now.Add(time.Hour))
+			c, err := NewCertificate(CertificateConfig{
+				CertFile: writeFile(b, dir, "tls.crt", certPEM(cert.cert)),
+				KeyFile:  writeFile(b, dir, "tls.key", keyPEM(b, tc.key, "pkcs8")),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Assertion("client-a", "https://login.example/t/oauth2/v2.0/token"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
