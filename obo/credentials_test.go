@@ -3,6 +3,7 @@ package obo
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -372,5 +373,40 @@ func TestTokenRequestForms(t *testing.T) {
 	}
 	if _, err := NewClient(Config{ClientID: "c", TokenEndpoint: "https://e/t", Credential: ClientSecret("s"), Protocol: "saml"}); err == nil {
 		t.Error("unknown protocol accepted")
+	}
+}
+
+// BenchmarkCertificateAssertion is what the certificate credential costs an
+// exchange: every token request signs a new client assertion (its own jti).
+// The signature runs outside the credential's lock, so concurrent exchanges
+// sign in parallel (compare -cpu 1 and 2).
+func BenchmarkCertificateAssertion(b *testing.B) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+	}{
+		{"RSA-2048", rsaKey(b, 2048)},
+		{"EC-P256", ecKey(b, elliptic.P256())},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			cert := newTestCert(b, tc.key, now.Add(-time.Hour), now.Add(time.Hour))
+			c, err := NewCertificate(CertificateConfig{
+				CertFile: writeFile(b, dir, "tls.crt", certPEM(cert.cert)),
+				KeyFile:  writeFile(b, dir, "tls.key", keyPEM(b, tc.key, "pkcs8")),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Assertion("client-a", "https://login.example/t/oauth2/v2.0/token"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
