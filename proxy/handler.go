@@ -168,6 +168,7 @@ func New(cfg Config) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	transports := make(map[string]*http.Transport)
+	userRoutes := 0 // on-behalf-of routes, each with its key memo slot
 	for _, rc := range cfg.Routes {
 		up, err := parseUpstream(rc.Upstream)
 		if err != nil {
@@ -209,6 +210,10 @@ func New(cfg Config) (*Handler, error) {
 			cookies:       rc.ForwardCookies,
 		}
 		rt.appKey = cache.AppKey(rt.scopeSet)
+		if flow == FlowOnBehalfOf {
+			rt.memo = userRoutes % keyMemoSlots
+			userRoutes++
+		}
 		for _, other := range h.routes {
 			if other.prefix == rt.prefix {
 				return nil, fmt.Errorf("proxy: routes %q and %q share path prefix %q", other.name, rt.name, rt.prefix)
@@ -227,6 +232,9 @@ func New(cfg Config) (*Handler, error) {
 		rt.proxy = h.newReverseProxy(rt, tr)
 		rt.metrics = newRouteMetrics(h.m, rt.name)
 		h.routes = append(h.routes, rt)
+	}
+	if vc, ok := h.v.(*VerifiedCache); ok {
+		vc.keyMemos.Store(int32(min(max(userRoutes, 1), keyMemoSlots)))
 	}
 	return h, nil
 }
@@ -614,6 +622,11 @@ func (h *Handler) forward(st *reqState, r *http.Request, rt *route, p, raw strin
 	}
 }
 
+// keyMemoSlots is how many routes' cache keys a remembered token A keeps:
+// route i (counting on-behalf-of routes) uses slot i % keyMemoSlots, so a
+// token used on up to that many routes builds each key once.
+const keyMemoSlots = 4
+
 // routeKey is a token B cache key and what it was built from: a route (which
 // belongs to one Handler, hence one key mode) and token A's SHA-256.
 type routeKey struct {
@@ -627,12 +640,15 @@ type routeKey struct {
 // cacheKey returns the cache key of token B for route rt and token A (its
 // claims and SHA-256). The claims of a token A the verified-token cache
 // remembers serve all of that token's requests, so the key is built once per
-// token and route and kept with the claims (for the route last asked).
+// token and route and kept with the claims, in the route's slot of
+// Claims.keys (a fifth route shares a slot with the first, and each of the
+// two builds its key again when the other asked last).
 func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) (string, *cache.Ref) {
 	if rt.flow == FlowClientCredentials {
 		return rt.appKey, &rt.appRef
 	}
-	if m := claims.key.Load(); m != nil && m.rt == rt && m.sum == sum {
+	slot := &claims.keys[rt.memo]
+	if m := slot.Load(); m != nil && m.rt == rt && m.sum == sum {
 		return m.key, &m.ref
 	}
 	var key string
@@ -643,7 +659,7 @@ func (h *Handler) cacheKey(rt *route, claims *Claims, sum [sha256.Size]byte) (st
 		key = cache.UserKey(tenant, user, claims.AuthContexts, rt.scopeSet)
 	}
 	m := &routeKey{rt: rt, sum: sum, key: key}
-	claims.key.Store(m)
+	slot.Store(m)
 	return key, &m.ref
 }
 

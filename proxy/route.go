@@ -103,6 +103,7 @@ type route struct {
 	scopeSet string    // normalised, for cache keys
 	appKey   string    // cache key of the route's app-only token B
 	appRef   cache.Ref // finds the app-only token B without the cache's lookup
+	memo     int       // the slot of Claims.keys that remembers this route's key
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies

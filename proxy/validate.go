@@ -202,9 +202,11 @@ type Claims struct {
 	// ExpiresAt is the token's "exp".
 	ExpiresAt time.Time
 
-	// key remembers the token B cache key last built for this token A:
-	// a remembered token's claims serve all its requests (Handler.cacheKey).
-	key atomic.Pointer[routeKey]
+	// keys remember the token B cache keys built for this token A, one
+	// per route up to keyMemoSlots routes (Handler.cacheKey): a remembered
+	// token's claims serve all its requests, and an API often calls more
+	// than one downstream API for the same user.
+	keys [keyMemoSlots]atomic.Pointer[routeKey]
 }
 
 // AppOnly reports whether the token was issued to an application acting as

@@ -64,7 +64,11 @@ type VerifiedCache struct {
 	v          *Validator
 	keys       KeyPresence
 	shardBytes int64 // the bound of each shard
-	shards     [verifiedShards]verifiedShard
+	// keyMemos is how many token B cache keys a remembered token may
+	// come to hold, one per on-behalf-of route up to keyMemoSlots; the
+	// Handler sets it, and each entry is charged for them.
+	keyMemos atomic.Int32
+	shards   [verifiedShards]verifiedShard
 }
 
 // verifiedShards is the number of independently locked parts of a
@@ -196,6 +200,9 @@ func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Si
 		return claims, err
 	}
 	e := remember(claims, headerKID(raw), sum)
+	if n := c.keyMemos.Load(); n > 1 {
+		e.cost += int64(n-1) * keyMemoCost
+	}
 	sh.add(id, e, c.shardBytes, c.v.cfg.Now().Add(-c.v.cfg.ClockSkew))
 	return &e.claims, nil
 }
@@ -291,7 +298,9 @@ func (s *verifiedShard) evictOne() {
 const keyMemoCost = 96 + 160
 
 // verifiedOverhead approximates the bytes a remembered token costs beyond
-// its strings and lists: its entry, its map slot and its cache key.
+// its strings and lists: its entry, its map slot and one cache key (a
+// token used on several routes is charged keyMemoCost for each further
+// route's key; VerifiedCache.keyMemos).
 const verifiedOverhead = int(unsafe.Sizeof(verified{})) + 32 + keyMemoCost
 
 // headerKID returns the "kid" of a token that has already been validated.

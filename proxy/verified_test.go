@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/heapstat"
+	"github.com/obo-gateway/obo-gateway/metrics"
 )
 
 // countingKeys counts key lookups (one per signature verification) and
@@ -161,8 +163,10 @@ func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
 	}
 	sumA, sumB := sumToken("token-a"), sumToken("token-b")
 	for _, mode := range []string{KeyUser, KeyAssertion} {
-		// A route belongs to one handler, hence one key mode.
+		// A route belongs to one handler, hence one key mode; New gives
+		// each on-behalf-of route its own memo slot.
 		graph, files := newRoute("api://graph/.default", FlowOnBehalfOf), newRoute("api://files/.default", FlowOnBehalfOf)
+		files.memo = 1
 		app := newRoute("api://jobs/.default", FlowClientCredentials)
 		alice := &Claims{TenantID: "t", ObjectID: "alice", AuthContexts: []string{"c1"}}
 		h := &Handler{keyMode: mode}
@@ -190,8 +194,21 @@ func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
 		if _, again := h.cacheKey(graph, alice, sumA); again != ref {
 			t.Errorf("%s: the same token and route got another Ref", mode)
 		}
-		if _, other := h.cacheKey(files, alice, sumA); other == ref {
+		_, filesRef := h.cacheKey(files, alice, sumA)
+		if filesRef == ref {
 			t.Errorf("%s: two routes share a Ref", mode)
+		}
+		// A token used on two routes in turn (an API calling two
+		// downstream APIs for one user) keeps both keys.
+		for range 3 {
+			_, g := h.cacheKey(graph, alice, sumA)
+			_, f := h.cacheKey(files, alice, sumA)
+			if g != ref || f != filesRef {
+				t.Fatalf("%s: alternating routes rebuilt a key", mode)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { h.cacheKey(graph, alice, sumA); h.cacheKey(files, alice, sumA) }); n != 0 {
+			t.Errorf("%s: alternating routes allocate %v times", mode, n)
 		}
 		if got, appRef := h.cacheKey(app, alice, sumA); got != cache.AppKey(app.scopeSet) || appRef != &app.appRef {
 			t.Errorf("%s: app-only route: cacheKey = %q and not the route's Ref", mode, got)
@@ -430,3 +447,50 @@ func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string 
 
 // userOID is the object id of userTokens' i-th user.
 func userOID(i int) string { return fmt.Sprintf("%08d-0000-0000-0000-000000000000", i) }
+
+// TestEachRouteKeepsItsKey: New gives each on-behalf-of route a memo slot
+// of its own (up to keyMemoSlots; client credentials routes need none),
+// and the verified-token cache charges a remembered token for the keys it
+// may come to hold, one per such route.
+func TestEachRouteKeepsItsKey(t *testing.T) {
+	charged := func(routes []RouteConfig) (*Handler, int64) {
+		vc, s, _ := newTestVerifiedCache(t, 1<<20)
+		c, err := cache.New(cache.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		h, err := New(Config{Routes: routes, Validator: vc, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("test")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := userTokens(t, s, 1, nil)[0]
+		if _, err := vc.Validate(context.Background(), tok, sumToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+		var cost int64
+		for i := range vc.shards {
+			for _, e := range vc.shards[i].entries {
+				cost += e.cost
+			}
+		}
+		return h, cost
+	}
+	route := func(name, flow string) RouteConfig {
+		return RouteConfig{Name: name, PathPrefix: "/" + name, Upstream: "http://127.0.0.1:9/" + name, Scopes: []string{"api://" + name + "/.default"}, Flow: flow}
+	}
+	_, one := charged([]RouteConfig{route("graph", "")})
+	h, three := charged([]RouteConfig{route("graph", ""), route("jobs", FlowClientCredentials), route("files", ""), route("mail", "")})
+	var slots []int
+	for _, rt := range h.routes {
+		if rt.flow == FlowOnBehalfOf {
+			slots = append(slots, rt.memo)
+		}
+	}
+	if !slices.Equal(slots, []int{0, 1, 2}) {
+		t.Errorf("memo slots of the on-behalf-of routes = %v, want 0, 1, 2", slots)
+	}
+	if three-one != 2*keyMemoCost {
+		t.Errorf("a token remembered for three on-behalf-of routes is charged %d bytes more than for one, want %d", three-one, 2*keyMemoCost)
+	}
+}
