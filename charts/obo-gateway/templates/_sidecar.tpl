@@ -181,10 +181,13 @@ data:
 {{- end }}
 
 {{/*
-Pod labels the sidecar needs (workload identity).
+Pod labels the sidecar needs: the workload identity webhook's, only when the webhook mounts the
+gateway's token (projectToken: false). The webhook serves every container of a labelled pod but
+those it is told to skip, so with the token projected by the chart the pod is left unlabelled and
+the application container does not receive API A's federated credential.
 */}}
 {{- define "obo-gateway.sidecarPodLabels" -}}
-{{- if eq (include "obo-gateway.sidecarCredentialType" .) "workloadIdentity" -}}
+{{- if and (eq (include "obo-gateway.sidecarCredentialType" .) "workloadIdentity") (not (include "obo-gateway.sidecarProjectsToken" .)) -}}
 azure.workload.identity/use: "true"
 {{- end -}}
 {{- end }}
