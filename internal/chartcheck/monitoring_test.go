@@ -239,7 +239,7 @@ func TestMonitoringResources(t *testing.T) {
 		"OboGatewayServerErrors":        `code="5xx"`,
 		"OboGatewayJWKSRefreshFailing":  `obo_gateway_jwks_refreshes_total`,
 		"OboGatewayNotReady":            "kube_pod_container_status_ready",
-		"OboGatewayCredentialRejected":  `outcome="invalid_client"`,
+		"OboGatewayCredentialRejected":  `outcome=~"invalid_client|credential_error"`,
 	} {
 		if !strings.Contains(alerts[alert], want) {
 			t.Errorf("alert %s missing or without %s: %q", alert, want, alerts[alert])
