@@ -65,6 +65,8 @@ var chartCases = []chartCase{
 		credential: "secret", native: false, secretName: "api-a-obo-credential"},
 	{name: "workload identity, token mounted by the webhook", values: []string{"examples/workload-identity.yaml"},
 		sets: []string{"gateway.credential.workloadIdentity.projectToken=false"}, credential: "workloadIdentity", native: true},
+	{name: "secret, gateway on the IPv6 loopback", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=[::1]:8080"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
 }
 
 // gatewayConfig is what the tests read of the rendered config.yaml.
@@ -383,8 +385,10 @@ func checkSidecar(t *testing.T, w *workload, tc chartCase, appVersion string) {
 		}
 	}
 
-	// The application finds the gateway in OBO_GATEWAY_URL.
-	want := "http://127.0.0.1:" + strconv.Itoa(int(gwPort))
+	// The application finds the gateway in OBO_GATEWAY_URL, on the host
+	// the gateway listens on.
+	listenHost, _, _ := net.SplitHostPort(w.config.Listen)
+	want := "http://" + net.JoinHostPort(listenHost, strconv.Itoa(int(gwPort)))
 	var url string
 	for _, e := range w.app.Env {
 		if e.Name == "OBO_GATEWAY_URL" {
@@ -865,6 +869,8 @@ func TestRenderRejects(t *testing.T) {
 		{"duration without unit", []string{"gateway.config.shutdown_timeout=15"}, "shutdown_timeout"},
 		{"route name with capitals", []string{"gateway.config.routes[0].name=Graph"}, "name"},
 		{"unknown top-level value", []string{"gatway.image.tag=1"}, "gatway"},
+		{"admin port on loopback", []string{"gateway.config.admin_listen=127.0.0.1:9090"}, "gateway.config.admin_listen"},
+		{"admin port on IPv6 loopback", []string{"gateway.config.admin_listen=[::1]:9090"}, "gateway.config.admin_listen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,14 +94,21 @@ The port of a host:port address; fails unless it is a port from 1 to 65535.
 {{- end }}
 
 {{- define "obo-gateway.sidecarAdminPort" -}}
-{{- include "obo-gateway.addrPort" (dict "addr" (dig "config" "admin_listen" ":9090" .gateway) "key" "admin_listen") -}}
+{{- $admin := dig "config" "admin_listen" ":9090" .gateway | toString -}}
+{{- if has (regexReplaceAll ":[0-9]*$" $admin "") (list "127.0.0.1" "localhost" "[::1]") -}}
+{{- fail (printf "gateway.config.admin_listen: %q is on the loopback address, where the kubelet's probes and Prometheus cannot reach it: use :9090 (all addresses)" $admin) -}}
+{{- end -}}
+{{- include "obo-gateway.addrPort" (dict "addr" $admin "key" "admin_listen") -}}
 {{- end }}
 
 {{/*
-The URL the application calls the gateway on, without a trailing slash.
+The URL the application calls the gateway on, without a trailing slash: the loopback host
+gateway.config.listen names, and its port.
 */}}
 {{- define "obo-gateway.sidecarURL" -}}
-{{- printf "http://127.0.0.1:%s" (include "obo-gateway.sidecarPort" .) }}
+{{- $port := include "obo-gateway.sidecarPort" . -}}
+{{- $host := regexReplaceAll ":[0-9]*$" (dig "config" "listen" "127.0.0.1:8080" .gateway | toString) "" -}}
+{{- printf "http://%s:%s" $host $port }}
 {{- end }}
 
 {{/*
