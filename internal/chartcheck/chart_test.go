@@ -870,6 +870,7 @@ func TestRenderRejects(t *testing.T) {
 		{"route name with capitals", []string{"gateway.config.routes[0].name=Graph"}, "name"},
 		{"unknown top-level value", []string{"gatway.image.tag=1"}, "gatway"},
 		{"admin port on loopback", []string{"gateway.config.admin_listen=127.0.0.1:9090"}, "gateway.config.admin_listen"},
+		{"alerts without a scrape job to select", []string{"prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=false", "metrics.podMonitor.enabled=false"}, "prometheusRule.selector"},
 		{"admin port on IPv6 loopback", []string{"gateway.config.admin_listen=[::1]:9090"}, "gateway.config.admin_listen"},
 	}
 	for _, tc := range tests {

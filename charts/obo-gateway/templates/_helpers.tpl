@@ -84,10 +84,9 @@ The PromQL matchers that select this release's gateway series.
 {{- if .Values.metrics.podMonitor.enabled -}}
 {{- $jobs = append $jobs (printf "%s/%s" .Release.Namespace (include "obo-gateway.fullname" .)) -}}
 {{- end -}}
-{{- if $jobs -}}
-{{- printf "namespace=%q, job=~%q" .Release.Namespace (join "|" $jobs) -}}
-{{- else -}}
-{{- printf "namespace=%q" .Release.Namespace -}}
+{{- if not $jobs -}}
+{{- fail "prometheusRule: without metrics.serviceMonitor or metrics.podMonitor the alerts cannot tell this release's gateway from other targets in the namespace: enable one, or set prometheusRule.selector (PromQL label matchers such as job=\"my-scrape-job\")" -}}
 {{- end -}}
+{{- printf "namespace=%q, job=~%q" .Release.Namespace (join "|" $jobs) -}}
 {{- end -}}
 {{- end }}
