@@ -412,3 +412,83 @@ func describeFailure(err error, reused bool) string {
 	}
 	return fmt.Sprintf("failed on %s: %v", conn, err)
 }
+
+// TestShutdownDelayKeepsServing: with shutdown_delay, the gateway answers
+// new requests for that long after SIGTERM while /readyz reports 503, so an
+// application stopped at the same moment (an ordinary sidecar) can still
+// call it; then it drains and exits. Without the delay, new connections are
+// refused at once.
+func TestShutdownDelayKeepsServing(t *testing.T) {
+	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	echoSrv := httptest.NewServer(echo.NewHandler())
+	defer echoSrv.Close()
+	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: "late-caller", Audience: drainAPI, Scopes: []string{"access_as_user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		delay string
+	}{{"no delay", "0s"}, {"two second delay", "2s"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+shutdown_delay: %s
+log: {format: json}
+authority: {url: %s}
+client: {id: %s, secret: %s}
+inbound: {audiences: [%s]}
+routes:
+  - {name: echo, path_prefix: /echo, upstream: %s/api, scopes: [api://echo-api/Echo.Read]}
+`, tc.delay, idp.Authority(), drainClientID, drainSecret, drainAPI, echoSrv.URL))
+			// A new connection for every call, as a caller that
+			// arrives after SIGTERM would open.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+			get := func(url string, bearer bool) (int, error) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if bearer {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					return 0, err
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				return res.StatusCode, nil
+			}
+			if s, err := get("http://"+g.addr+"/echo/x", true); s != http.StatusOK {
+				t.Fatalf("before SIGTERM: %d %v", s, err)
+			}
+			if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			status, err := get("http://"+g.addr+"/echo/x", true)
+			if tc.delay == "0s" {
+				if err == nil {
+					t.Errorf("without a delay, a request after SIGTERM got %d, want the connection refused", status)
+				}
+				return
+			}
+			if status != http.StatusOK {
+				t.Errorf("a request during the delay: %d %v, want 200", status, err)
+			}
+			if s, err := get("http://"+g.admin+"/readyz", false); s != http.StatusServiceUnavailable {
+				t.Errorf("/readyz during the delay: %d %v, want 503", s, err)
+			}
+			select {
+			case <-g.exited:
+				if g.exitErr != nil {
+					t.Errorf("exit: %v", g.exitErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the gateway did not exit after its delay; its log:\n%s", g.logs)
+			}
+		})
+	}
+}

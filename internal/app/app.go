@@ -148,7 +148,8 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 // Metrics returns the App's collectors.
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
-// Run serves until ctx is cancelled, then stops accepting requests, lets
+// Run serves until ctx is cancelled, then reports not ready while it keeps
+// serving for the configured shutdown delay, stops accepting requests, lets
 // in-flight requests finish within the configured shutdown timeout, and
 // releases everything.
 func (a *App) Run(ctx context.Context) error {
@@ -164,6 +165,12 @@ func (a *App) Run(ctx context.Context) error {
 		err = fmt.Errorf("app: serve: %w", err)
 	}
 	a.draining.Store(true)
+	if delay := a.cfg.ShutdownDelay.D(); delay > 0 && err == nil {
+		// Not ready, still serving: the application may be finishing its
+		// own requests through the gateway.
+		a.log.Info("shutdown delayed: still accepting requests", "delay", delay.String())
+		time.Sleep(delay)
+	}
 	grace := a.cfg.ShutdownTimeout.D()
 	a.log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)

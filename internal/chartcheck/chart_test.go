@@ -74,6 +74,7 @@ type gatewayConfig struct {
 	Listen          string `json:"listen"`
 	AdminListen     string `json:"admin_listen"`
 	ShutdownTimeout string `json:"shutdown_timeout"`
+	ShutdownDelay   string `json:"shutdown_delay"`
 	Client          struct {
 		ID          string `json:"id"`
 		Secret      string `json:"secret"`
@@ -284,7 +285,7 @@ func TestChartRenders(t *testing.T) {
 			w := decodeWorkload(t, render(t, tc.values, tc.sets...))
 			checkSidecar(t, w, tc, appVersion)
 			checkCredential(t, w, tc)
-			checkPodAndServices(t, w)
+			checkPodAndServices(t, w, tc)
 		})
 	}
 }
@@ -505,7 +506,7 @@ func checkCredential(t *testing.T, w *workload, tc chartCase) {
 }
 
 // checkPodAndServices checks the pod template and the objects around it.
-func checkPodAndServices(t *testing.T, w *workload) {
+func checkPodAndServices(t *testing.T, w *workload, tc chartCase) {
 	tmpl := w.deploy.Spec.Template
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(tmpl.Annotations[checksumAnno]) {
 		t.Errorf("pod annotation %s = %q, want a SHA-256", checksumAnno, tmpl.Annotations[checksumAnno])
@@ -524,9 +525,22 @@ func checkPodAndServices(t *testing.T, w *workload) {
 		}
 		shutdown = d
 	}
+	// An ordinary sidecar gets SIGTERM with the application, and keeps
+	// serving for shutdown_delay while it finishes; a native one stops
+	// after the application, and needs no delay.
+	var delay time.Duration
+	if tc.native {
+		if w.config.ShutdownDelay != "" {
+			t.Errorf("native sidecar with shutdown_delay %q, want none", w.config.ShutdownDelay)
+		}
+	} else if d, err := time.ParseDuration(w.config.ShutdownDelay); err != nil || d <= 0 {
+		t.Errorf("ordinary sidecar with shutdown_delay %q, want a delay", w.config.ShutdownDelay)
+	} else {
+		delay = d
+	}
 	grace := w.pod.TerminationGracePeriodSeconds
-	if grace == nil || time.Duration(*grace)*time.Second <= shutdown {
-		t.Errorf("terminationGracePeriodSeconds %v, want more than shutdown_timeout %s", grace, shutdown)
+	if grace == nil || time.Duration(*grace)*time.Second <= shutdown+delay {
+		t.Errorf("terminationGracePeriodSeconds %v, want more than shutdown_delay %s plus shutdown_timeout %s", grace, delay, shutdown)
 	}
 
 	if w.sa != nil && w.pod.ServiceAccountName != w.sa.Name {
@@ -832,6 +846,10 @@ func TestGracePeriod(t *testing.T) {
 		{sets: []string{"gateway.config.shutdown_timeout=1m30s"}, fails: true},
 		{sets: []string{"gateway.config.shutdown_timeout=30s"}, fails: true},
 		{sets: []string{"gateway.config.shutdown_timeout=29500ms"}, grace: 30},
+		// An ordinary sidecar adds its shutdown_delay (5s unless set).
+		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=25s"}, fails: true},
+		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=24s"}, grace: 30},
+		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=20s", "gateway.config.shutdown_delay=15s"}, fails: true},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {

@@ -32,6 +32,12 @@ type Config struct {
 	// ShutdownTimeout is the grace period for draining requests after
 	// SIGTERM. Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long the gateway keeps accepting new requests
+	// after SIGTERM, with /readyz answering 503, before it drains: an
+	// application stopped at the same moment (an ordinary sidecar, not a
+	// native one) can still call it while it finishes its own requests.
+	// Default 0.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
 	// Authority describes the identity provider that issues token A and

@@ -60,6 +60,9 @@ func (c *Config) validate() []Problem {
 	if c.ShutdownTimeout < 0 {
 		v.add("shutdown_timeout", "must not be negative")
 	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay.D() > 5*time.Minute {
+		v.add("shutdown_delay", "must be between 0 and 5m, not %s", c.ShutdownDelay)
+	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	if c.Log.Requests != "" { // empty: the default, failures

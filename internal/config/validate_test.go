@@ -127,6 +127,10 @@ func TestValidateRules(t *testing.T) {
 	}{
 		{"listen without port", func(c *Config) { c.Listen = "8080" },
 			Problems{{Key: "listen", Message: `"8080" must be host:port, such as "127.0.0.1:8080"`}}},
+		{"shutdown delay over five minutes", func(c *Config) { c.ShutdownDelay = Duration(6 * time.Minute) },
+			Problems{{Key: "shutdown_delay", Message: "must be between 0 and 5m, not 6m0s"}}},
+		{"negative shutdown delay", func(c *Config) { c.ShutdownDelay = Duration(-time.Second) },
+			Problems{{Key: "shutdown_delay", Message: "must be between 0 and 5m, not -1s"}}},
 		{"listen empty", func(c *Config) { c.Listen = "" },
 			Problems{{Key: "listen", Message: `"" must be host:port, such as "127.0.0.1:8080"`}}},
 		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" },

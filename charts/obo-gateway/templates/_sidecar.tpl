@@ -136,6 +136,11 @@ gateway.credential.type.
 {{- $_ := set $client "assertion_file" (include "obo-gateway.sidecarTokenPath" .) -}}
 {{- end -}}
 {{- $_ := set $cfg "client" $client -}}
+{{- if and (not .gateway.nativeSidecar) (not (hasKey $cfg "shutdown_delay")) -}}
+{{- /* An ordinary sidecar gets SIGTERM with the application: it keeps serving while the
+       application finishes its requests. */ -}}
+{{- $_ := set $cfg "shutdown_delay" "5s" -}}
+{{- end -}}
 {{- $redis := .gateway.redis | default dict -}}
 {{- if $redis.enabled -}}
 {{- $cache := $cfg.cache | default dict -}}
