@@ -479,18 +479,30 @@ func TestEachRouteKeepsItsKey(t *testing.T) {
 	route := func(name, flow string) RouteConfig {
 		return RouteConfig{Name: name, PathPrefix: "/" + name, Upstream: "http://127.0.0.1:9/" + name, Scopes: []string{"api://" + name + "/.default"}, Flow: flow}
 	}
+	slotsOf := func(h *Handler) []int {
+		var slots []int
+		for _, rt := range h.routes {
+			if rt.flow == FlowOnBehalfOf {
+				slots = append(slots, rt.memo)
+			}
+		}
+		return slots
+	}
 	_, one := charged([]RouteConfig{route("graph", "")})
 	h, three := charged([]RouteConfig{route("graph", ""), route("jobs", FlowClientCredentials), route("files", ""), route("mail", "")})
-	var slots []int
-	for _, rt := range h.routes {
-		if rt.flow == FlowOnBehalfOf {
-			slots = append(slots, rt.memo)
-		}
-	}
-	if !slices.Equal(slots, []int{0, 1, 2}) {
+	if slots := slotsOf(h); !slices.Equal(slots, []int{0, 1, 2}) {
 		t.Errorf("memo slots of the on-behalf-of routes = %v, want 0, 1, 2", slots)
 	}
 	if three-one != 2*keyMemoCost {
 		t.Errorf("a token remembered for three on-behalf-of routes is charged %d bytes more than for one, want %d", three-one, 2*keyMemoCost)
+	}
+	// A fifth route shares the first one's slot; no token is charged for
+	// more keys than it can keep.
+	h, five := charged([]RouteConfig{route("graph", ""), route("files", ""), route("mail", ""), route("sites", ""), route("teams", "")})
+	if slots := slotsOf(h); !slices.Equal(slots, []int{0, 1, 2, 3, 0}) {
+		t.Errorf("memo slots of five on-behalf-of routes = %v, want 0, 1, 2, 3, 0", slots)
+	}
+	if five-one != (keyMemoSlots-1)*keyMemoCost {
+		t.Errorf("a token remembered for five on-behalf-of routes is charged %d bytes more than for one, want %d", five-one, (keyMemoSlots-1)*keyMemoCost)
 	}
 }

@@ -433,7 +433,7 @@ func TestShutdownDelayKeepsServing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		delay string
-	}{{"no delay", "0s"}, {"two second delay", "2s"}} {
+	}{{"no delay", "0s"}, {"two second delay", "2s"}, {"second signal during a long delay", "1m"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startGateway(t, fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -464,27 +464,58 @@ routes:
 			if s, err := get("http://"+g.addr+"/echo/x", true); s != http.StatusOK {
 				t.Fatalf("before SIGTERM: %d %v", s, err)
 			}
+			sent := time.Now()
 			if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond)
-			status, err := get("http://"+g.addr+"/echo/x", true)
 			if tc.delay == "0s" {
-				if err == nil {
-					t.Errorf("without a delay, a request after SIGTERM got %d, want the connection refused", status)
+				// New connections are refused once the signal arrives.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					if _, err := get("http://"+g.addr+"/echo/x", true); err != nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("without a delay, requests were still answered 5 s after SIGTERM")
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
-				return
 			}
-			if status != http.StatusOK {
+			// The delay has begun once /readyz says 503; a new request is
+			// answered then.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				s, err := get("http://"+g.admin+"/readyz", false)
+				if s == http.StatusServiceUnavailable {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz still %d %v 5 s after SIGTERM", s, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if status, err := get("http://"+g.addr+"/echo/x", true); status != http.StatusOK {
 				t.Errorf("a request during the delay: %d %v, want 200", status, err)
 			}
-			if s, err := get("http://"+g.admin+"/readyz", false); s != http.StatusServiceUnavailable {
-				t.Errorf("/readyz during the delay: %d %v, want 503", s, err)
+			if tc.delay == "1m" {
+				// Whoever sends a second signal wants the process gone.
+				if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-g.exited:
+				case <-time.After(5 * time.Second):
+					t.Fatal("a second SIGTERM during the delay did not end the process")
+				}
+				return
 			}
 			select {
 			case <-g.exited:
 				if g.exitErr != nil {
 					t.Errorf("exit: %v", g.exitErr)
+				}
+				if took := time.Since(sent); took < 2*time.Second {
+					t.Errorf("the gateway exited %v after SIGTERM, before its 2 s delay", took)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("the gateway did not exit after its delay; its log:\n%s", g.logs)

@@ -42,6 +42,9 @@ func runServe(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal starts the shutdown; a second one, once the
+	// handlers are gone, ends the process at once.
+	context.AfterFunc(ctx, stop)
 	a, err := app.New(app.Options{Config: cfg, Logger: log, Version: version})
 	if err != nil {
 		return err

@@ -167,9 +167,16 @@ func (a *App) Run(ctx context.Context) error {
 	a.draining.Store(true)
 	if delay := a.cfg.ShutdownDelay.D(); delay > 0 && err == nil {
 		// Not ready, still serving: the application may be finishing its
-		// own requests through the gateway.
+		// own requests through the gateway. Each answer now closes its
+		// connection, so that none is idle in the application's pool
+		// when the listener closes.
 		a.log.Info("shutdown delayed: still accepting requests", "delay", delay.String())
-		time.Sleep(delay)
+		a.srv.SetKeepAlivesEnabled(false)
+		select {
+		case <-time.After(delay):
+		case serr := <-errc:
+			err = fmt.Errorf("app: serve: %w", serr)
+		}
 	}
 	grace := a.cfg.ShutdownTimeout.D()
 	a.log.Info("shutting down", "grace", grace.String())

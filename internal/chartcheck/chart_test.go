@@ -67,6 +67,8 @@ var chartCases = []chartCase{
 		sets: []string{"gateway.credential.workloadIdentity.projectToken=false"}, credential: "workloadIdentity", native: true},
 	{name: "secret, gateway on the IPv6 loopback", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=[::1]:8080"},
 		credential: "secret", native: true, secretName: "api-a-obo-credential"},
+	{name: "secret, gateway on localhost", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=localhost:8080"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
 }
 
 // gatewayConfig is what the tests read of the rendered config.yaml.
@@ -389,6 +391,9 @@ func checkSidecar(t *testing.T, w *workload, tc chartCase, appVersion string) {
 	// The application finds the gateway in OBO_GATEWAY_URL, on the host
 	// the gateway listens on.
 	listenHost, _, _ := net.SplitHostPort(w.config.Listen)
+	if listenHost == "localhost" { // bound on its IPv4 address
+		listenHost = "127.0.0.1"
+	}
 	want := "http://" + net.JoinHostPort(listenHost, strconv.Itoa(int(gwPort)))
 	var url string
 	for _, e := range w.app.Env {
@@ -528,15 +533,17 @@ func checkPodAndServices(t *testing.T, w *workload, tc chartCase) {
 	// An ordinary sidecar gets SIGTERM with the application, and keeps
 	// serving for shutdown_delay while it finishes; a native one stops
 	// after the application, and needs no delay.
+	// (TestGracePeriod checks the values rendered.)
 	var delay time.Duration
-	if tc.native {
-		if w.config.ShutdownDelay != "" {
-			t.Errorf("native sidecar with shutdown_delay %q, want none", w.config.ShutdownDelay)
+	if w.config.ShutdownDelay != "" {
+		d, err := time.ParseDuration(w.config.ShutdownDelay)
+		if err != nil {
+			t.Fatalf("shutdown_delay %q: %v", w.config.ShutdownDelay, err)
 		}
-	} else if d, err := time.ParseDuration(w.config.ShutdownDelay); err != nil || d <= 0 {
-		t.Errorf("ordinary sidecar with shutdown_delay %q, want a delay", w.config.ShutdownDelay)
-	} else {
 		delay = d
+	}
+	if !tc.native && delay <= 0 {
+		t.Errorf("ordinary sidecar with shutdown_delay %q, want a delay", w.config.ShutdownDelay)
 	}
 	grace := w.pod.TerminationGracePeriodSeconds
 	if grace == nil || time.Duration(*grace)*time.Second <= shutdown+delay {
@@ -839,6 +846,7 @@ func TestGracePeriod(t *testing.T) {
 	tests := []struct {
 		sets  []string
 		grace int64
+		delay string // the rendered shutdown_delay
 		fails bool
 	}{
 		{sets: nil, grace: 30},
@@ -848,8 +856,11 @@ func TestGracePeriod(t *testing.T) {
 		{sets: []string{"gateway.config.shutdown_timeout=29500ms"}, grace: 30},
 		// An ordinary sidecar adds its shutdown_delay (5s unless set).
 		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=25s"}, fails: true},
-		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=24s"}, grace: 30},
+		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=24s"}, grace: 30, delay: "5s"},
 		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_timeout=20s", "gateway.config.shutdown_delay=15s"}, fails: true},
+		// A delay the user sets is kept, native sidecar or not.
+		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_delay=12s"}, grace: 30, delay: "12s"},
+		{sets: []string{"gateway.config.shutdown_delay=2s"}, grace: 30, delay: "2s"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
@@ -866,6 +877,9 @@ func TestGracePeriod(t *testing.T) {
 			w := decodeWorkload(t, ms)
 			if g := w.pod.TerminationGracePeriodSeconds; g == nil || *g != tc.grace {
 				t.Errorf("terminationGracePeriodSeconds %v, want %d", g, tc.grace)
+			}
+			if w.config.ShutdownDelay != tc.delay {
+				t.Errorf("shutdown_delay %q, want %q", w.config.ShutdownDelay, tc.delay)
 			}
 		})
 	}

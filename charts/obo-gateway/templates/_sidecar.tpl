@@ -102,13 +102,14 @@ The port of a host:port address; fails unless it is a port from 1 to 65535.
 {{- end }}
 
 {{/*
-The URL the application calls the gateway on, without a trailing slash: the loopback host
-gateway.config.listen names, and its port.
+The URL the application calls the gateway on, without a trailing slash: the loopback address
+gateway.config.listen names (127.0.0.1 for localhost), and its port.
 */}}
 {{- define "obo-gateway.sidecarURL" -}}
 {{- $port := include "obo-gateway.sidecarPort" . -}}
 {{- $host := regexReplaceAll ":[0-9]*$" (dig "config" "listen" "127.0.0.1:8080" .gateway | toString) "" -}}
-{{- printf "http://%s:%s" $host $port }}
+{{- /* The gateway binds one address for localhost, the IPv4 one. */ -}}
+{{- printf "http://%s:%s" (eq $host "localhost" | ternary "127.0.0.1" $host) $port }}
 {{- end }}
 
 {{/*
