@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
@@ -374,17 +375,18 @@ func checkSidecar(t *testing.T, w *workload, tc chartCase, appVersion string) {
 		}
 	}
 
-	// GOMEMLIMIT follows the container's memory limit.
-	if _, ok := g.Resources.Limits[corev1.ResourceMemory]; ok {
-		var found bool
+	// GOMEMLIMIT is nine tenths of the container's memory limit, so that
+	// the collector works harder before the OOM killer acts.
+	if limit, ok := g.Resources.Limits[corev1.ResourceMemory]; ok {
+		want := strconv.FormatInt(limit.Value()*9/10, 10)
+		var got string
 		for _, e := range g.Env {
-			if e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
-				e.ValueFrom.ResourceFieldRef.ContainerName == g.Name && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" {
-				found = true
+			if e.Name == "GOMEMLIMIT" {
+				got = e.Value
 			}
 		}
-		if !found {
-			t.Errorf("gateway has a memory limit but no GOMEMLIMIT from it: %+v", g.Env)
+		if got != want {
+			t.Errorf("gateway has a memory limit of %s and GOMEMLIMIT %q, want %s", limit.String(), got, want)
 		}
 	}
 
@@ -1056,4 +1058,34 @@ func testCertificate(t *testing.T) (certPEM, keyPEM string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+}
+
+// TestMemLimit: GOMEMLIMIT is nine tenths of the gateway's memory limit,
+// whatever the quantity's unit, and a limit the chart cannot read fails the
+// render.
+func TestMemLimit(t *testing.T) {
+	helm(t)
+	for _, q := range []string{"256Mi", "1Gi", "1.5Gi", "512M", "300000000", "64k"} {
+		t.Run(q, func(t *testing.T) {
+			ms := render(t, []string{"examples/secret.yaml"}, "gateway.resources.limits.memory="+q)
+			w := decodeWorkload(t, ms)
+			limit := resource.MustParse(q)
+			want := strconv.FormatInt(limit.Value()*9/10, 10)
+			var got []string
+			for _, c := range append(w.pod.InitContainers, w.pod.Containers...) {
+				for _, e := range c.Env {
+					if e.Name == "GOMEMLIMIT" {
+						got = append(got, e.Value)
+					}
+				}
+			}
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("GOMEMLIMIT %q, want once %s", got, want)
+			}
+		})
+	}
+	if _, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, []string{"gateway.resources.limits.memory=1.5Gx"}); err == nil ||
+		!strings.Contains(err.Error(), "gateway.resources.limits.memory") {
+		t.Errorf("an unreadable memory limit rendered, or failed without naming it: %v", err)
+	}
 }

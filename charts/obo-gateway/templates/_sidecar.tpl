@@ -76,6 +76,21 @@ true
 {{/*
 The port of a host:port address; fails unless it is a port from 1 to 65535.
 */}}
+{{/*
+GOMEMLIMIT for a container memory limit (a Kubernetes quantity such as 256Mi, 1G or 268435456):
+nine tenths of it, in bytes.
+*/}}
+{{- define "obo-gateway.memLimit" -}}
+{{- $q := toString . -}}
+{{- $m := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $unit := trimPrefix $m $q -}}
+{{- $units := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 -}}
+{{- if or (not $m) (not (hasKey $units $unit)) -}}
+{{- fail (printf "gateway.resources.limits.memory: %q is not a quantity the chart reads (a number with k, M, G, T, Ki, Mi, Gi or Ti)" $q) -}}
+{{- end -}}
+{{- mulf (float64 $m) (get $units $unit) 0.9 | floor | int64 -}}
+{{- end }}
+
 {{- define "obo-gateway.addrPort" -}}
 {{- $port := regexFind "[0-9]+$" (toString .addr) | default "0" | atoi -}}
 {{- if or (lt $port 1) (gt $port 65535) -}}
@@ -259,11 +274,10 @@ initContainers:.
   {{- if or $memLimit $g.env }}
   env:
     {{- if $memLimit }}
+    # The collector's soft limit, nine tenths of the container's: it works harder as the heap
+    # nears the limit, before the kernel's OOM killer would act.
     - name: GOMEMLIMIT
-      valueFrom:
-        resourceFieldRef:
-          containerName: {{ $name }}
-          resource: limits.memory
+      value: {{ include "obo-gateway.memLimit" $memLimit | quote }}
     {{- end }}
     {{- with $g.env }}
     {{- toYaml . | nindent 4 }}
