@@ -1084,6 +1084,23 @@ func TestMemLimit(t *testing.T) {
 			}
 		})
 	}
+	// A values file's plain number of bytes is a YAML number, not a string.
+	plain := filepath.Join(t.TempDir(), "memory.yaml")
+	if err := os.WriteFile(plain, []byte("gateway:\n  resources:\n    limits:\n      memory: 268435456\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := decodeWorkload(t, render(t, []string{"examples/secret.yaml", plain}))
+	var got string
+	for _, c := range append(w.pod.InitContainers, w.pod.Containers...) {
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				got = e.Value
+			}
+		}
+	}
+	if got != "241591910" {
+		t.Errorf("GOMEMLIMIT for a limit of 268435456 (a YAML number) = %q, want 241591910", got)
+	}
 	if _, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, []string{"gateway.resources.limits.memory=1.5Gx"}); err == nil ||
 		!strings.Contains(err.Error(), "gateway.resources.limits.memory") {
 		t.Errorf("an unreadable memory limit rendered, or failed without naming it: %v", err)

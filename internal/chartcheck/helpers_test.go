@@ -105,13 +105,16 @@ func helm(t *testing.T) string {
 }
 
 // renderChart runs helm template on chart with the values files (relative
-// to the chart) and --set values, and returns the manifests, or the error
-// and helm's output.
+// to the chart unless absolute) and --set values, and returns the manifests,
+// or the error and helm's output.
 func renderChart(t *testing.T, chart string, valuesFiles []string, sets []string) (manifests, error) {
 	t.Helper()
 	args := []string{"template", "release", chart, "--namespace", "apps", "--kube-version", kubeVersion}
 	for _, f := range valuesFiles {
-		args = append(args, "--values", filepath.Join(chart, f))
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(chart, f)
+		}
+		args = append(args, "--values", f)
 	}
 	for _, s := range sets {
 		args = append(args, "--set", s)

@@ -81,6 +81,10 @@ GOMEMLIMIT for a container memory limit (a Kubernetes quantity such as 256Mi, 1G
 nine tenths of it, in bytes.
 */}}
 {{- define "obo-gateway.memLimit" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) -}}
+{{- /* a plain number of bytes, as a values file's YAML number arrives */ -}}
+{{- mulf (float64 .) 0.9 | floor | int64 -}}
+{{- else -}}
 {{- $q := toString . -}}
 {{- $m := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
 {{- $unit := trimPrefix $m $q -}}
@@ -89,6 +93,7 @@ nine tenths of it, in bytes.
 {{- fail (printf "gateway.resources.limits.memory: %q is not a quantity the chart reads (a number with k, M, G, T, Ki, Mi, Gi or Ti)" $q) -}}
 {{- end -}}
 {{- mulf (float64 $m) (get $units $unit) 0.9 | floor | int64 -}}
+{{- end -}}
 {{- end }}
 
 {{- define "obo-gateway.addrPort" -}}
