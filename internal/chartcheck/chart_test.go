@@ -677,6 +677,7 @@ func TestRenderedConfigPassesCheck(t *testing.T) {
 	}{
 		{name: "examples/secret.yaml", values: []string{"examples/secret.yaml"}, mustPass: true},
 		{name: "examples/secret.yaml, ordinary sidecar", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.nativeSidecar=false"}, mustPass: true},
+		{name: "examples/secret.yaml, cache.max_bytes as a number", values: []string{"examples/secret.yaml", maxBytesNumber(t)}, mustPass: true},
 		{
 			// The defaults render, but name no authority, client, audience or
 			// route: the gateway must refuse them with every problem listed.
@@ -904,6 +905,9 @@ func TestRenderRejects(t *testing.T) {
 		{"route name with capitals", []string{"gateway.config.routes[0].name=Graph"}, "name"},
 		{"unknown top-level value", []string{"gatway.image.tag=1"}, "gatway"},
 		{"admin port on loopback", []string{"gateway.config.admin_listen=127.0.0.1:9090"}, "gateway.config.admin_listen"},
+		// Durations the prometheus-operator's CRDs would refuse at apply.
+		{"scrape interval with a fraction", []string{"metrics.serviceMonitor.interval=1.5s"}, "interval"},
+		{"alert duration in microseconds", []string{"prometheusRule.for=100us"}, "for"},
 		{"alerts without a scrape job to select", []string{"prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=false", "metrics.podMonitor.enabled=false"}, "prometheusRule.selector"},
 		{"admin port on IPv6 loopback", []string{"gateway.config.admin_listen=[::1]:9090"}, "gateway.config.admin_listen"},
 	}
@@ -1105,4 +1109,15 @@ func TestMemLimit(t *testing.T) {
 		!strings.Contains(err.Error(), "gateway.resources.limits.memory") {
 		t.Errorf("an unreadable memory limit rendered, or failed without naming it: %v", err)
 	}
+}
+
+// maxBytesNumber writes a values file whose cache.max_bytes is a YAML
+// number, as an operator may write it, and returns its path.
+func maxBytesNumber(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "max-bytes.yaml")
+	if err := os.WriteFile(p, []byte("gateway:\n  config:\n    cache:\n      max_bytes: 1048576\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
