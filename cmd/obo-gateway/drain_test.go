@@ -110,20 +110,17 @@ func startGateway(t *testing.T, yaml string, env ...string) *gatewayProcess {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the gateway did not start; its log:\n%s", g.logs)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !eventually(20*time.Second, func() bool {
 		res, err := http.Get("http://" + g.admin + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return g
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the gateway did not become ready; its log:\n%s", g.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("the gateway did not become ready; its log:\n%s", g.logs)
 	}
+	return g
 }
 
 // outcome is how one request under load ended.
@@ -470,29 +467,20 @@ routes:
 			}
 			if tc.delay == "0s" {
 				// New connections are refused once the signal arrives.
-				deadline := time.Now().Add(5 * time.Second)
-				for {
-					if _, err := get("http://"+g.addr+"/echo/x", true); err != nil {
-						return
-					}
-					if time.Now().After(deadline) {
-						t.Fatal("without a delay, requests were still answered 5 s after SIGTERM")
-					}
-					time.Sleep(20 * time.Millisecond)
+				if !eventually(5*time.Second, func() bool { _, err := get("http://"+g.addr+"/echo/x", true); return err != nil }) {
+					t.Fatal("without a delay, requests were still answered 5 s after SIGTERM")
 				}
+				return
 			}
 			// The delay has begun once /readyz says 503; a new request is
 			// answered then.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				s, err := get("http://"+g.admin+"/readyz", false)
-				if s == http.StatusServiceUnavailable {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("/readyz still %d %v 5 s after SIGTERM", s, err)
-				}
-				time.Sleep(20 * time.Millisecond)
+			var ready int
+			var readyErr error
+			if !eventually(5*time.Second, func() bool {
+				ready, readyErr = get("http://"+g.admin+"/readyz", false)
+				return ready == http.StatusServiceUnavailable
+			}) {
+				t.Fatalf("/readyz still %d %v 5 s after SIGTERM", ready, readyErr)
 			}
 			if status, err := get("http://"+g.addr+"/echo/x", true); status != http.StatusOK {
 				t.Errorf("a request during the delay: %d %v, want 200", status, err)
@@ -521,5 +509,18 @@ routes:
 				t.Fatalf("the gateway did not exit after its delay; its log:\n%s", g.logs)
 			}
 		})
+	}
+}
+
+// eventually polls cond every 20 ms until it holds, for at most d, and
+// reports whether it did.
+func eventually(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }

@@ -379,13 +379,7 @@ func checkSidecar(t *testing.T, w *workload, tc chartCase, appVersion string) {
 	// the collector works harder before the OOM killer acts.
 	if limit, ok := g.Resources.Limits[corev1.ResourceMemory]; ok {
 		want := strconv.FormatInt(limit.Value()*9/10, 10)
-		var got string
-		for _, e := range g.Env {
-			if e.Name == "GOMEMLIMIT" {
-				got = e.Value
-			}
-		}
-		if got != want {
+		if got := envValue("GOMEMLIMIT", g); got != want {
 			t.Errorf("gateway has a memory limit of %s and GOMEMLIMIT %q, want %s", limit.String(), got, want)
 		}
 	}
@@ -397,13 +391,7 @@ func checkSidecar(t *testing.T, w *workload, tc chartCase, appVersion string) {
 		listenHost = "127.0.0.1"
 	}
 	want := "http://" + net.JoinHostPort(listenHost, strconv.Itoa(int(gwPort)))
-	var url string
-	for _, e := range w.app.Env {
-		if e.Name == "OBO_GATEWAY_URL" {
-			url = e.Value
-		}
-	}
-	if url != want {
+	if url := envValue("OBO_GATEWAY_URL", w.app); url != want {
 		t.Errorf("app container OBO_GATEWAY_URL %q, want %q", url, want)
 	}
 }
@@ -1075,15 +1063,7 @@ func TestMemLimit(t *testing.T) {
 			w := decodeWorkload(t, ms)
 			limit := resource.MustParse(q)
 			want := strconv.FormatInt(limit.Value()*9/10, 10)
-			var got []string
-			for _, c := range append(w.pod.InitContainers, w.pod.Containers...) {
-				for _, e := range c.Env {
-					if e.Name == "GOMEMLIMIT" {
-						got = append(got, e.Value)
-					}
-				}
-			}
-			if len(got) != 1 || got[0] != want {
+			if got := envValues("GOMEMLIMIT", append(w.pod.InitContainers, w.pod.Containers...)...); len(got) != 1 || got[0] != want {
 				t.Errorf("GOMEMLIMIT %q, want once %s", got, want)
 			}
 		})
@@ -1094,15 +1074,7 @@ func TestMemLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := decodeWorkload(t, render(t, []string{"examples/secret.yaml", plain}))
-	var got string
-	for _, c := range append(w.pod.InitContainers, w.pod.Containers...) {
-		for _, e := range c.Env {
-			if e.Name == "GOMEMLIMIT" {
-				got = e.Value
-			}
-		}
-	}
-	if got != "241591910" {
+	if got := envValue("GOMEMLIMIT", append(w.pod.InitContainers, w.pod.Containers...)...); got != "241591910" {
 		t.Errorf("GOMEMLIMIT for a limit of 268435456 (a YAML number) = %q, want 241591910", got)
 	}
 	if _, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, []string{"gateway.resources.limits.memory=1.5Gx"}); err == nil ||
@@ -1120,4 +1092,28 @@ func maxBytesNumber(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// envValues returns the values the containers give the environment
+// variable name, in order.
+func envValues(name string, cs ...corev1.Container) []string {
+	var vs []string
+	for _, c := range cs {
+		for _, e := range c.Env {
+			if e.Name == name {
+				vs = append(vs, e.Value)
+			}
+		}
+	}
+	return vs
+}
+
+// envValue returns the last value the containers give name (the one a
+// container sees when it is set twice), or "".
+func envValue(name string, cs ...corev1.Container) string {
+	vs := envValues(name, cs...)
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1]
 }

@@ -74,9 +74,6 @@ true
 {{- end }}
 
 {{/*
-The port of a host:port address; fails unless it is a port from 1 to 65535.
-*/}}
-{{/*
 GOMEMLIMIT for a container memory limit (a Kubernetes quantity such as 256Mi, 1G or 268435456):
 nine tenths of it, in bytes.
 */}}
@@ -96,6 +93,9 @@ nine tenths of it, in bytes.
 {{- end -}}
 {{- end }}
 
+{{/*
+The port of a host:port address; fails unless it is a port from 1 to 65535.
+*/}}
 {{- define "obo-gateway.addrPort" -}}
 {{- $port := regexFind "[0-9]+$" (toString .addr) | default "0" | atoi -}}
 {{- if or (lt $port 1) (gt $port 65535) -}}
@@ -104,10 +104,23 @@ nine tenths of it, in bytes.
 {{- $port -}}
 {{- end }}
 
+{{/*
+The host of a host:port address ("" for ":9090").
+*/}}
+{{- define "obo-gateway.addrHost" -}}
+{{- regexReplaceAll ":[0-9]*$" (toString .) "" -}}
+{{- end }}
+
+{{/*
+"true" when the host of a host:port address is a loopback name the gateway accepts.
+*/}}
+{{- define "obo-gateway.isLoopbackAddr" -}}
+{{- if has (include "obo-gateway.addrHost" .) (list "127.0.0.1" "localhost" "[::1]") }}true{{ end -}}
+{{- end }}
+
 {{- define "obo-gateway.sidecarPort" -}}
 {{- $listen := dig "config" "listen" "127.0.0.1:8080" .gateway | toString -}}
-{{- $host := regexReplaceAll ":[0-9]*$" $listen "" -}}
-{{- if not (has $host (list "127.0.0.1" "localhost" "[::1]")) -}}
+{{- if not (include "obo-gateway.isLoopbackAddr" $listen) -}}
 {{- fail (printf "gateway.config.listen: %q must be on the loopback address (127.0.0.1, [::1] or localhost): only the application in the same pod may call the gateway" $listen) -}}
 {{- end -}}
 {{- include "obo-gateway.addrPort" (dict "addr" $listen "key" "listen") -}}
@@ -115,7 +128,7 @@ nine tenths of it, in bytes.
 
 {{- define "obo-gateway.sidecarAdminPort" -}}
 {{- $admin := dig "config" "admin_listen" ":9090" .gateway | toString -}}
-{{- if has (regexReplaceAll ":[0-9]*$" $admin "") (list "127.0.0.1" "localhost" "[::1]") -}}
+{{- if include "obo-gateway.isLoopbackAddr" $admin -}}
 {{- fail (printf "gateway.config.admin_listen: %q is on the loopback address, where the kubelet's probes and Prometheus cannot reach it: use :9090 (all addresses)" $admin) -}}
 {{- end -}}
 {{- include "obo-gateway.addrPort" (dict "addr" $admin "key" "admin_listen") -}}
@@ -127,9 +140,23 @@ gateway.config.listen names (127.0.0.1 for localhost), and its port.
 */}}
 {{- define "obo-gateway.sidecarURL" -}}
 {{- $port := include "obo-gateway.sidecarPort" . -}}
-{{- $host := regexReplaceAll ":[0-9]*$" (dig "config" "listen" "127.0.0.1:8080" .gateway | toString) "" -}}
+{{- $host := include "obo-gateway.addrHost" (dig "config" "listen" "127.0.0.1:8080" .gateway) -}}
 {{- /* The gateway binds one address for localhost, the IPv4 one. */ -}}
 {{- printf "http://%s:%s" (eq $host "localhost" | ternary "127.0.0.1" $host) $port }}
+{{- end }}
+
+{{/*
+The gateway's shutdown_delay: gateway.config.shutdown_delay when set, otherwise 5s for an ordinary
+sidecar, which gets SIGTERM with the application and keeps serving while the application finishes
+its requests, and nothing for a native one.
+*/}}
+{{- define "obo-gateway.sidecarShutdownDelay" -}}
+{{- $cfg := .gateway.config | default dict -}}
+{{- if hasKey $cfg "shutdown_delay" -}}
+{{- $cfg.shutdown_delay -}}
+{{- else if not .gateway.nativeSidecar -}}
+5s
+{{- end -}}
 {{- end }}
 
 {{/*
@@ -157,10 +184,10 @@ gateway.credential.type.
 {{- $_ := set $client "assertion_file" (include "obo-gateway.sidecarTokenPath" .) -}}
 {{- end -}}
 {{- $_ := set $cfg "client" $client -}}
-{{- if and (not .gateway.nativeSidecar) (not (hasKey $cfg "shutdown_delay")) -}}
-{{- /* An ordinary sidecar gets SIGTERM with the application: it keeps serving while the
-       application finishes its requests. */ -}}
-{{- $_ := set $cfg "shutdown_delay" "5s" -}}
+{{- if not (hasKey $cfg "shutdown_delay") -}}
+{{- with include "obo-gateway.sidecarShutdownDelay" . -}}
+{{- $_ := set $cfg "shutdown_delay" . -}}
+{{- end -}}
 {{- end -}}
 {{- $redis := .gateway.redis | default dict -}}
 {{- if $redis.enabled -}}
