@@ -70,6 +70,11 @@ type options struct {
 	pin, upstreamWithLoad, wrk     bool
 	loadCPUs                       int
 	gatewayBin                     string
+	// gatewayEnv is added to every gateway process's environment.
+	gatewayEnv []string
+	// fixedRate is the fraction of the bare proxy's saturated throughput
+	// at which the fixed-rate phases send.
+	fixedRate float64
 }
 
 func main() {
@@ -93,8 +98,20 @@ func main() {
 	flag.BoolVar(&o.upstreamWithLoad, "upstream-with-load", true, "when pinning, run the upstream on the load generator's CPUs, so that the proxy under test has the other CPUs to itself (false: the upstream shares the proxy's CPUs)")
 	flag.BoolVar(&o.wrk, "wrk", true, "use wrk as the load generator when it is installed (otherwise the Go one)")
 	flag.StringVar(&o.gatewayBin, "gateway-bin", "", "obo-gateway binary to measure (default: built from this checkout)")
+	flag.Float64Var(&o.fixedRate, "fixed-rate", 0.5, "the fixed-rate phases' rate, as a `fraction` of the bare proxy's saturated throughput (0 to 1)")
+	flag.Func("gateway-env", "add `NAME=VALUE` to the gateway processes' environment, such as GOGC=400 (repeatable)", func(v string) error {
+		if err := checkEnvPair(v); err != nil {
+			return err
+		}
+		o.gatewayEnv = append(o.gatewayEnv, v)
+		return nil
+	})
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (not the servers) to `FILE`")
 	flag.Parse()
+	if err := checkFraction(o.fixedRate); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -fixed-rate:", err)
+		os.Exit(2)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -112,6 +129,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// checkEnvPair checks that v is an environment entry, NAME=VALUE.
+func checkEnvPair(v string) error {
+	if name, _, ok := strings.Cut(v, "="); !ok || name == "" || strings.ContainsAny(name, " \t") {
+		return fmt.Errorf("want NAME=VALUE, got %q", v)
+	}
+	return nil
+}
+
+// checkFraction checks that f is a share of a whole: above 0, at most 1.
+func checkFraction(f float64) error {
+	if !(f > 0 && f <= 1) {
+		return fmt.Errorf("%v is not a fraction above 0 and at most 1", f)
+	}
+	return nil
 }
 
 func listen(h http.Handler) (string, func(), error) {
@@ -345,7 +378,7 @@ func benchmark(o options) error {
 		{"gateway-log-all", "16MiB", "all"},
 		{"gateway-no-vc", "0", "failures"},
 	} {
-		p, err := startGateway(bin, dir, g.name, gatewayYAML(idp, up.addr, g.verifiedCache, g.requestLog, ""), place.servers)
+		p, err := startGateway(bin, dir, g.name, gatewayYAML(idp, up.addr, g.verifiedCache, g.requestLog, ""), place.servers, o.gatewayEnv)
 		if err != nil {
 			return err
 		}
@@ -371,7 +404,11 @@ func benchmark(o options) error {
 		return err
 	}
 	fmt.Printf("load: %s, %d connections, %v per phase, median of %d interleaved rounds\n", load.name, o.conns, o.duration, o.rounds)
-	fmt.Printf("processes: load generator, upstream, bare proxy and gateway each in its own; %s\n\n", placeNote)
+	fmt.Printf("processes: load generator, upstream, bare proxy and gateway each in its own; %s\n", placeNote)
+	if len(o.gatewayEnv) > 0 {
+		fmt.Printf("gateway environment: %s\n", strings.Join(o.gatewayEnv, " "))
+	}
+	fmt.Println()
 
 	type row struct {
 		name string
@@ -454,9 +491,10 @@ func benchmark(o options) error {
 		sideTwinRatio = paired(side[1].base, side[1].runs, cpuRatio)
 	}
 
-	// Latency at a fixed rate, about half of what the floor can carry:
-	// what a request pays for the gateway when the CPU is not saturated.
-	rate := math.Round(bareR.rps()/2/100) * 100
+	// Latency at a fixed rate, by default about half of what the floor can
+	// carry: what a request pays for the gateway when the CPU is not
+	// saturated.
+	rate := math.Max(100, math.Round(bareR.rps()*o.fixedRate/100)*100)
 	fixed := []scenario{scenarios[1], scenarios[2], scenarios[5]}
 	fixedRuns := make([][]result, len(fixed))
 	for round := range o.rounds {
@@ -537,6 +575,9 @@ func benchmark(o options) error {
 	fmt.Printf("every request logged / failures only:       %.2f\n", logAllR.rps()/warmR.rps())
 	fmt.Printf("verified-token cache off / on:              %.2f\n", noVCR.rps()/warmR.rps())
 	fmt.Printf("exchanges during the warm phase:            %.0f for %d users (one each, at warm-up)\n", exchangesWarm, o.users)
+	if b, g := peakRSS(bare.pid()), peakRSS(gw.pid()); b > 0 && g > 0 {
+		fmt.Printf("peak resident memory:                       bare proxy %.0f MiB, gateway %.0f MiB\n", float64(b)/(1<<20), float64(g)/(1<<20))
+	}
 
 	// N concurrent first requests of one user.
 	idp.SetLatency(50 * time.Millisecond)

@@ -265,9 +265,10 @@ func buildGateway(dir string) (string, error) {
 
 // startGateway runs `obo-gateway serve` with configuration yaml (which
 // must leave listen and admin_listen to the flags) and waits until it is
-// ready. Its logs go to the null device: every request's log line is
-// still formatted and written, as in production.
-func startGateway(bin, dir, name, yaml, cpus string) (*proc, error) {
+// ready, with env added to its environment. Its logs go to the null
+// device: every request's log line is still formatted and written, as in
+// production.
+func startGateway(bin, dir, name, yaml, cpus string, env []string) (*proc, error) {
 	cfgPath := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		return nil, err
@@ -280,6 +281,9 @@ func startGateway(bin, dir, name, yaml, cpus string) (*proc, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = devnull, devnull
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	err = cmd.Start()
 	devnull.Close()
 	if err != nil {
@@ -343,6 +347,32 @@ func ioCalls(pid int) int64 {
 		}
 	}
 	return n
+}
+
+// peakRSS returns the most memory a process has had resident, from
+// VmHWM in /proc/PID/status (Linux only; 0 elsewhere).
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	return statusKiB(string(b), "VmHWM") << 10
+}
+
+// statusKiB reads a "Name:   1234 kB" line of a /proc/PID/status text.
+func statusKiB(status, name string) int64 {
+	for _, l := range strings.Split(status, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k != name {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+	return 0
 }
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc.

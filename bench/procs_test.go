@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -116,5 +117,46 @@ func TestGatewayTagsAreTheDockerfiles(t *testing.T) {
 	}
 	if string(m[1]) != gatewayTags {
 		t.Errorf("the Dockerfile builds with -tags %s, the bench with %s", m[1], gatewayTags)
+	}
+}
+
+func TestFlagChecks(t *testing.T) {
+	for _, tc := range []struct {
+		env string
+		ok  bool
+	}{
+		{"GOGC=400", true},
+		{"GODEBUG=gctrace=1", true}, // the value may hold "="
+		{"GOMEMLIMIT=", true},
+		{"GOGC", false},
+		{"=400", false},
+		{"GO GC=400", false},
+	} {
+		if err := checkEnvPair(tc.env); (err == nil) != tc.ok {
+			t.Errorf("checkEnvPair(%q) = %v, want ok %v", tc.env, err, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		f  float64
+		ok bool
+	}{{0.5, true}, {1, true}, {0.01, true}, {0, false}, {-0.5, false}, {1.5, false}, {math.NaN(), false}} {
+		if err := checkFraction(tc.f); (err == nil) != tc.ok {
+			t.Errorf("checkFraction(%v) = %v, want ok %v", tc.f, err, tc.ok)
+		}
+	}
+}
+
+func TestStatusKiB(t *testing.T) {
+	status := "Name:\tobo-gateway\nVmPeak:\t 1300000 kB\nVmHWM:\t   91234 kB\nVmRSS:\t   80000 kB\n"
+	for _, tc := range []struct {
+		name string
+		want int64
+	}{{"VmHWM", 91234}, {"VmRSS", 80000}, {"VmSwap", 0}, {"Name", 0}} {
+		if got := statusKiB(status, tc.name); got != tc.want {
+			t.Errorf("statusKiB(%s) = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if got := peakRSS(os.Getpid()); got <= 0 && runtime.GOOS == "linux" {
+		t.Errorf("peakRSS of this process = %d", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/heapfloor"
 )
 
 func serveCommand() *cli.Command {
@@ -39,6 +40,12 @@ func runServe(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	log.Info("starting obo-gateway", "version", version, "commit", commit, "config", cfg.Redacted())
+	if floor := heapFloor(cfg); floor > 0 {
+		p := heapfloor.Start(floor)
+		defer p.Stop()
+		log.Info("garbage collector paced to the caches' budget: no collection before the heap reaches it (set GOGC to pace it yourself)",
+			"heap_floor_bytes", floor)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -50,6 +57,17 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// heapFloor is the heap the collector may let grow before it collects:
+// the caches' budgets (cache.max_bytes and inbound.verified_cache_bytes),
+// which the gateway holds anyway once its caches are full; 0 when the GOGC
+// environment variable sets the collector's pacing.
+func heapFloor(cfg *config.Config) uint64 {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return 0
+	}
+	return uint64(cfg.Cache.MaxBytes) + uint64(cfg.Inbound.VerifiedCacheBytes)
 }
 
 // applyOverrides applies the flags (and their environment variables) that
