@@ -12,8 +12,8 @@ import (
 
 // TestCollectorPacedToCacheBudget runs the binary with caches whose
 // budgets add up to 80 MiB: the collector's heap goal starts at that floor
-// (GOGC raised over the small live heap), and it starts at Go's own when
-// the GOGC environment variable is set.
+// (GOGC raised over the small live heap), also with an empty GOGC, and it
+// starts at Go's own when the GOGC environment variable sets a value.
 func TestCollectorPacedToCacheBudget(t *testing.T) {
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
 	if err != nil {
@@ -40,20 +40,28 @@ routes:
 		return v
 	}
 
-	t.Run("paced", func(t *testing.T) {
-		t.Setenv("GOGC", "")
-		os.Unsetenv("GOGC") // t.Setenv puts it back afterwards
-		g := startGateway(t, yaml)
-		if p := gauge(t, g, "go_gc_gogc_percent"); p <= 100 {
-			t.Errorf("GOGC %v, want it raised over the small live heap", p)
-		}
-		if goal := gauge(t, g, "go_memstats_next_gc_bytes"); goal < floor*0.95 || goal > floor*1.05 {
-			t.Errorf("heap goal %v bytes, want about the caches' budget %d", goal, floor)
-		}
-		if !strings.Contains(g.logs.String(), fmt.Sprintf(`"heap_floor_bytes":%d`, floor)) {
-			t.Errorf("no start-up log line names the heap floor; log:\n%s", g.logs)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"GOGC unset", nil},
+		{"GOGC empty, which the runtime reads as 100", []string{"GOGC="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", "")
+			os.Unsetenv("GOGC") // t.Setenv puts it back afterwards
+			g := startGateway(t, yaml, tc.env...)
+			if p := gauge(t, g, "go_gc_gogc_percent"); p <= 100 {
+				t.Errorf("GOGC %v, want it raised over the small live heap", p)
+			}
+			if goal := gauge(t, g, "go_memstats_next_gc_bytes"); goal < floor*0.95 || goal > floor*1.05 {
+				t.Errorf("heap goal %v bytes, want about the caches' budget %d", goal, floor)
+			}
+			if !strings.Contains(g.logs.String(), fmt.Sprintf(`"heap_floor_bytes":%d`, floor)) {
+				t.Errorf("no start-up log line names the heap floor; log:\n%s", g.logs)
+			}
+		})
+	}
 	t.Run("GOGC set", func(t *testing.T) {
 		g := startGateway(t, yaml, "GOGC=100")
 		if p := gauge(t, g, "go_gc_gogc_percent"); p != 100 {

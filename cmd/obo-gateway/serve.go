@@ -40,12 +40,6 @@ func runServe(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	log.Info("starting obo-gateway", "version", version, "commit", commit, "config", cfg.Redacted())
-	if floor := heapFloor(cfg); floor > 0 {
-		p := heapfloor.Start(floor)
-		defer p.Stop()
-		log.Info("garbage collector paced to the caches' budget: no collection before the heap reaches it (set GOGC to pace it yourself)",
-			"heap_floor_bytes", floor)
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -56,15 +50,24 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Paced once the caches exist, so that its first measure of the live
+	// heap counts their fixed parts.
+	if floor := heapFloor(cfg); floor > 0 {
+		p := heapfloor.Start(floor)
+		defer p.Stop()
+		log.Info("garbage collector paced to the caches' budget: the heap may grow to it between collections (set GOGC to pace the collector yourself)",
+			"heap_floor_bytes", floor)
+	}
 	return a.Run(ctx)
 }
 
 // heapFloor is the heap the collector may let grow before it collects:
 // the caches' budgets (cache.max_bytes and inbound.verified_cache_bytes),
 // which the gateway holds anyway once its caches are full; 0 when the GOGC
-// environment variable sets the collector's pacing.
+// environment variable sets the collector's pacing (an empty GOGC, which
+// the runtime reads as 100, does not).
 func heapFloor(cfg *config.Config) uint64 {
-	if _, set := os.LookupEnv("GOGC"); set {
+	if os.Getenv("GOGC") != "" {
 		return 0
 	}
 	return uint64(cfg.Cache.MaxBytes) + uint64(cfg.Inbound.VerifiedCacheBytes)

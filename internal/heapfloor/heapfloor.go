@@ -16,6 +16,14 @@
 // floor, and back to the base once the live heap is large enough that the
 // base reaches the floor by itself. The memory limit (GOMEMLIMIT) still
 // caps the goal, as the runtime applies it over GOGC.
+//
+// The runtime sets each goal when a cycle's marking ends, with the GOGC in
+// effect; the Pacer corrects GOGC shortly after, once the cycle has been
+// swept. If the live heap jumps within one cycle (from 1 to 24 MiB, say),
+// the goal between the two follows the old percent and can be several
+// times the floor; the heap itself only grows by what is allocated in
+// that moment. The peak heap is no higher than with full caches at the
+// base GOGC in steady state, not through such a jump.
 package heapfloor
 
 import (
@@ -28,7 +36,9 @@ import (
 
 // minHeap is the runtime's smallest heap goal at GOGC=100: it scales the
 // goal's minimum with GOGC, so that at a GOGC of p no goal is below
-// minHeap×p/100 (runtime.defaultHeapMinimum).
+// minHeap×p/100 (runtime.defaultHeapMinimum; a runtime built with
+// GOEXPERIMENT=heapminimum512kib uses 512 KiB, and its goals then fall
+// short of the floor over a small live heap).
 const minHeap = 4 << 20
 
 // Pacer keeps the collector's heap goal at or above a floor. Start one with
@@ -44,8 +54,9 @@ type Pacer struct {
 }
 
 // sentinel is dropped as soon as it is allocated; its cleanup therefore
-// runs after the next collection. It holds a pointer so that it is never
-// a tiny allocation, whose cleanup may not run.
+// runs after the next collection that finds it unreachable (the one after
+// next when it is allocated while a cycle marks). It holds a pointer so
+// that it is never a tiny allocation, whose cleanup may not run.
 type sentinel struct{ _ *byte }
 
 // Start paces the collector so that its heap goal is at least floor bytes.
@@ -64,9 +75,6 @@ func Start(floor uint64) *Pacer {
 	p.cycle()
 	return p
 }
-
-// Floor is the heap goal the Pacer keeps the collector at or above.
-func (p *Pacer) Floor() uint64 { return p.floor }
 
 // Stop ends the pacing and sets GOGC back to its base.
 func (p *Pacer) Stop() {
@@ -87,7 +95,7 @@ func (p *Pacer) arm() {
 }
 
 // cycle runs after each collection: it sets GOGC for the next one and
-// waits for the collection after that.
+// arms itself for the collection after that.
 func (p *Pacer) cycle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -109,8 +117,9 @@ func (p *Pacer) cycle() {
 }
 
 // Percent is the GOGC whose heap goal, after a collection that found live
-// bytes of heap and roots bytes of stacks and globals, is floor, and never
-// below base. The runtime's goal is live + (live+roots) × GOGC/100, but at
+// bytes of heap and roots bytes of stacks and globals, is floor, never
+// below base and at most math.MaxInt32 (debug.SetGCPercent takes an int32's
+// range; a larger value would wrap to "off"). The runtime's goal is live + (live+roots) × GOGC/100, but at
 // least its minimum heap scaled by GOGC/100; over a tiny live heap that
 // minimum is what reaches the floor.
 func Percent(floor uint64, base int, live, roots uint64) int {
@@ -119,7 +128,7 @@ func Percent(floor uint64, base int, live, roots uint64) int {
 		return base
 	}
 	p := math.Ceil(float64(floor-live) * 100 / float64(basis))
-	p = min(p, math.Floor(float64(floor)*100/minHeap))
+	p = min(p, math.Floor(float64(floor)*100/minHeap), math.MaxInt32)
 	return max(base, int(p))
 }
 

@@ -1,6 +1,7 @@
 package heapfloor
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -26,6 +27,7 @@ func TestPercent(t *testing.T) {
 		{"a higher base is kept", 64 * mib, 300, 20 * mib, 0, 300, false},
 		{"tiny heap: the minimum heap reaches the floor", 64 * mib, 100, 1024, 0, 1600, true},
 		{"floor below the minimum heap: base", 2 * mib, 100, 1024, 0, 100, false},
+		{"huge floor: within SetGCPercent's int32", 1 << 62, 100, 1 << 20, 0, math.MaxInt32, false},
 		{"nothing measured yet: base", 64 * mib, 100, 0, 0, 100, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,11 +108,12 @@ func TestFloorMakesCollectionsRarer(t *testing.T) {
 	if got := gcPercent(); got != 100 {
 		t.Errorf("GOGC %d after Stop, want the base 100", got)
 	}
-	runtime.GC()
-	time.Sleep(10 * time.Millisecond)
-	runtime.GC()
+	for range 3 { // a cleanup still armed would have run by now
+		runtime.GC()
+		time.Sleep(30 * time.Millisecond)
+	}
 	if got := gcPercent(); got != 100 {
-		t.Errorf("GOGC %d after Stop and two collections, want the base 100", got)
+		t.Errorf("GOGC %d after Stop and three collections, want the base 100", got)
 	}
 }
 
