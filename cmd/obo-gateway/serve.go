@@ -11,7 +11,6 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
-	"github.com/obo-gateway/obo-gateway/internal/heapfloor"
 )
 
 func serveCommand() *cli.Command {
@@ -50,27 +49,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Paced once the caches exist, so that its first measure of the live
-	// heap counts their fixed parts.
-	if floor := heapFloor(cfg); floor > 0 {
-		p := heapfloor.Start(floor)
-		defer p.Stop()
-		log.Info("garbage collector paced to the caches' budget: the heap may grow to it between collections (set GOGC to pace the collector yourself)",
-			"heap_floor_bytes", floor)
-	}
 	return a.Run(ctx)
-}
-
-// heapFloor is the heap the collector may let grow before it collects:
-// the caches' budgets (cache.max_bytes and inbound.verified_cache_bytes),
-// which the gateway holds anyway once its caches are full; 0 when the GOGC
-// environment variable sets the collector's pacing (an empty GOGC, which
-// the runtime reads as 100, does not).
-func heapFloor(cfg *config.Config) uint64 {
-	if os.Getenv("GOGC") != "" {
-		return 0
-	}
-	return uint64(cfg.Cache.MaxBytes) + uint64(cfg.Inbound.VerifiedCacheBytes)
 }
 
 // applyOverrides applies the flags (and their environment variables) that
