@@ -339,12 +339,10 @@ func ioCalls(pid int) int64 {
 		return 0
 	}
 	var n int64
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		if k == "syscr" || k == "syscw" {
-			c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			n += c
-		}
+	for _, k := range []string{"syscr", "syscw"} {
+		v, _ := procField(string(b), k)
+		c, _ := strconv.ParseInt(v, 10, 64)
+		n += c
 	}
 	return n
 }
@@ -361,18 +359,23 @@ func peakRSS(pid int) int64 {
 
 // statusKiB reads a "Name:   1234 kB" line of a /proc/PID/status text.
 func statusKiB(status, name string) int64 {
-	for _, l := range strings.Split(status, "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || k != name {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0
-		}
-		return n
+	v, _ := procField(status, name)
+	n, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return n
+}
+
+// procField returns the value of the "name: value" line of a /proc text
+// (such as /proc/PID/io or /proc/PID/status), trimmed.
+func procField(text, name string) (string, bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == name {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
 }
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc.

@@ -100,10 +100,7 @@ func startGateway(t *testing.T, yaml string, env ...string) *gatewayProcess {
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		select {
-		case <-g.exited:
-		case <-time.After(10 * time.Second):
-		}
+		g.exitsWithin(10 * time.Second)
 	})
 	select {
 	case <-listening:
@@ -121,6 +118,17 @@ func startGateway(t *testing.T, yaml string, env ...string) *gatewayProcess {
 		t.Fatalf("the gateway did not become ready; its log:\n%s", g.logs)
 	}
 	return g
+}
+
+// exitsWithin waits up to d for the process to exit and reports whether
+// it did.
+func (g *gatewayProcess) exitsWithin(d time.Duration) bool {
+	select {
+	case <-g.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // outcome is how one request under load ended.
@@ -261,9 +269,7 @@ routes:
 	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-g.exited:
-	case <-time.After(20 * time.Second):
+	if !g.exitsWithin(20 * time.Second) {
 		t.Error("the gateway did not exit within 20 s of SIGTERM")
 	}
 	exitedAt := time.Now()
@@ -490,23 +496,19 @@ routes:
 				if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
-				select {
-				case <-g.exited:
-				case <-time.After(5 * time.Second):
+				if !g.exitsWithin(5 * time.Second) {
 					t.Fatal("a second SIGTERM during the delay did not end the process")
 				}
 				return
 			}
-			select {
-			case <-g.exited:
-				if g.exitErr != nil {
-					t.Errorf("exit: %v", g.exitErr)
-				}
-				if took := time.Since(sent); took < 2*time.Second {
-					t.Errorf("the gateway exited %v after SIGTERM, before its 2 s delay", took)
-				}
-			case <-time.After(10 * time.Second):
+			if !g.exitsWithin(10 * time.Second) {
 				t.Fatalf("the gateway did not exit after its delay; its log:\n%s", g.logs)
+			}
+			if g.exitErr != nil {
+				t.Errorf("exit: %v", g.exitErr)
+			}
+			if took := time.Since(sent); took < 2*time.Second {
+				t.Errorf("the gateway exited %v after SIGTERM, before its 2 s delay", took)
 			}
 		})
 	}
