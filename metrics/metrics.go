@@ -56,7 +56,8 @@ type Metrics struct {
 	// downstream API, by route.
 	DownstreamErrors *prometheus.CounterVec
 	// BadRequests counts requests refused before authentication by reason
-	// (no_route, bad_path, too_many_headers).
+	// (no_route, bad_path, too_many_headers, starting, and unreadable for
+	// those Go's HTTP server refuses or cannot finish reading).
 	BadRequests *prometheus.CounterVec
 	// Refreshes counts refresh-ahead exchanges by outcome (success,
 	// failure).

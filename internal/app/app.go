@@ -119,12 +119,22 @@ func New(opts Options) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("app: admin listen %s: %w", cfg.AdminListen, err)
 	}
+	unreadable := m.BadRequests.WithLabelValues("unreadable")
+	watch := &unreadWatch{unread: func() {
+		if requestLog.Logs(http.StatusBadRequest) {
+			log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("route", "none"),
+				slog.String("reason", "unreadable"))
+		}
+		unreadable.Inc()
+	}}
 	a.srv = &http.Server{
 		Handler:           http.HandlerFunc(a.serveGateway),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       watch.connContext,
+		ConnState:         watch.connState,
 	}
 	a.adminSrv = &http.Server{
 		Handler:           a.adminMux(),
@@ -227,7 +237,10 @@ func (a *App) Ready() bool {
 	return k != nil && k.Ready(context.Background())
 }
 
+// serveGateway is the gateway listener's handler: the proxy handler once
+// the authority's metadata is loaded, 503 before.
 func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
+	served(r)
 	h := a.handler.Load()
 	if h == nil {
 		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()

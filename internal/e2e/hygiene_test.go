@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -432,4 +434,89 @@ func TestGatewayAnswersAreNotCacheable(t *testing.T) {
 			t.Errorf("status %d, Cache-Control %q", a.status, a.header.Get("Cache-Control"))
 		}
 	})
+}
+
+// TestRequestsTheHTTPServerRefusesAreCounted sends, each on a connection of
+// its own, requests that Go's HTTP server answers or drops before the
+// gateway's handler sees them, and requests that reach the handler.
+func TestRequestsTheHTTPServerRefusesAreCounted(t *testing.T) {
+	e := start(t, options{})
+	const series = `obo_gateway_bad_requests_total{reason="unreadable"}`
+	addr := strings.TrimPrefix(e.gw, "http://")
+	tests := []struct {
+		name    string
+		send    string
+		status  int  // the answer's status; 0 = none
+		counted bool // as unreadable
+	}{
+		{"malformed request line", "GARBAGE\r\n\r\n", http.StatusBadRequest, true},
+		{"invalid header field name", "GET /echo/x HTTP/1.1\r\nHost: gw\r\nBad Name: x\r\n\r\n", http.StatusBadRequest, true},
+		{"no Host", "GET /echo/x HTTP/1.1\r\n\r\n", http.StatusBadRequest, true},
+		{"headers over 64 KiB", "GET /echo/x HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("v", 70<<10) + "\r\n\r\n",
+			http.StatusRequestHeaderFieldsTooLarge, true},
+		{"unknown transfer encoding", "POST /echo/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: gzip\r\n\r\n", http.StatusNotImplemented, true},
+		{"unsupported expectation", "GET /echo/x HTTP/1.1\r\nHost: gw\r\nExpect: 200-ok\r\n\r\n", http.StatusExpectationFailed, true},
+		{"protocol version 3.0", "GET /echo/x HTTP/3.0\r\nHost: gw\r\n\r\n", http.StatusHTTPVersionNotSupported, true},
+		{"part of a request, then gone", "GET /echo/x HTTP/1.1\r\nHost: gw\r\n", 0, true},
+		{"nothing sent", "", 0, false},
+		{"whole request, Connection: close", "GET /nowhere HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", http.StatusNotFound, false},
+		{"whole request, then gone", "GET /nowhere HTTP/1.1\r\nHost: gw\r\n\r\n", http.StatusNotFound, false},
+		// The server hands HTTP/2's preface to the handler when HTTP/2
+		// without TLS is off: no route matches it.
+		{"HTTP/2 without TLS", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusNotFound, false},
+	}
+	// exchange sends one request on a connection of its own, reads the
+	// answer and closes the connection.
+	exchange := func(t *testing.T, send string, status int) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, send); err != nil {
+			t.Fatal(err)
+		}
+		if status == 0 {
+			return
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		res.Body.Close()
+		if res.StatusCode != status {
+			t.Fatalf("status %d, want %d", res.StatusCode, status)
+		}
+	}
+	// waitFor polls the counter until it reaches want.
+	waitFor := func(t *testing.T, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for e.counter(series) < want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := e.counter(series); got != want {
+			t.Fatalf("%s = %d, want %d", series, got, want)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.counter(series)
+			lines := strings.Count(e.logs.String(), `"reason":"unreadable"`)
+			exchange(t, tc.send, tc.status)
+			if tc.counted {
+				waitFor(t, before+1)
+				if got := strings.Count(e.logs.String(), `"reason":"unreadable"`); got != lines+1 {
+					t.Errorf("%d more log lines with reason unreadable, want 1", got-lines)
+				}
+				return
+			}
+			// A request counted for sure, on a connection opened after
+			// this one was closed, then nothing more.
+			exchange(t, "GARBAGE\r\n\r\n", http.StatusBadRequest)
+			waitFor(t, before+1)
+		})
+	}
 }
