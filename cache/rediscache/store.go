@@ -37,6 +37,12 @@ type Config struct {
 	URL string
 	// Username and Password, when set, override the URL's.
 	Username, Password string
+	// PasswordFunc, when set, is called for every new connection and its
+	// password used instead of Password and the URL's: a password file
+	// read again, so that a rotated password reaches the connections made
+	// after the rotation without a restart. An error fails that connection
+	// (and the operation that needed it).
+	PasswordFunc func() (string, error)
 	// Cluster uses the Redis Cluster protocol with URL's host as seed.
 	Cluster bool
 	// KeyPrefix starts every Redis key; default "obo-gateway:".
@@ -112,6 +118,16 @@ func New(cfg Config) (*Store, error) {
 		WriteTimeout: cfg.Timeout,
 		PoolSize:     cfg.PoolSize,
 		MaxRetries:   -1, // the budget is one attempt; the authority is the fallback
+	}
+	if f := cfg.PasswordFunc; f != nil {
+		username := opts.Username
+		uo.CredentialsProviderContext = func(context.Context) (string, string, error) {
+			password, err := f()
+			if err != nil {
+				return "", "", fmt.Errorf("rediscache: password: %w", err)
+			}
+			return username, password, nil
+		}
 	}
 	if cfg.Cluster {
 		uo.IsClusterMode = true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -376,4 +377,76 @@ func TestClusterSpreadsKeys(t *testing.T) {
 	}
 	cw.noErrors(t)
 	cr.noErrors(t)
+}
+
+// TestPasswordFuncPerConnection checks that PasswordFunc is asked for every
+// new connection, and that its error fails the operation that needed the
+// connection, counted as Redis being unavailable.
+func TestPasswordFuncPerConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 1})
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.ConfigSet(ctx, "requirepass", "p1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		password = "p1"
+		fail     error
+		asked    int
+	)
+	cnt := &counts{}
+	st, err := New(Config{URL: srv.URL(), Keys: [][]byte{newKey(t)}, Timeout: time.Second, Pause: time.Millisecond,
+		Observer: cnt.observer(),
+		PasswordFunc: func() (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked++
+			return password, fail
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	stored := func(user string) bool {
+		key := cache.UserKey("tenant-1", user, nil, "api://b/read")
+		st.Set(ctx, entry(key, "token-of-"+user))
+		_, ok := st.Get(ctx, key)
+		return ok
+	}
+	steps := []struct {
+		name     string
+		password string
+		fail     error
+		want     bool
+	}{
+		{"the password", "p1", nil, true},
+		{"an error", "p1", errors.New("file gone"), false},
+		{"the password again", "p1", nil, true},
+		{"a wrong password", "p2", nil, false},
+	}
+	for i, s := range steps {
+		mu.Lock()
+		password, fail = s.password, s.fail
+		before := asked
+		mu.Unlock()
+		// Drop the store's connections: the next operation dials.
+		if err := admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // past the pause of a failure before
+		errs := cnt.errorsOf("unavailable")
+		if got := stored(fmt.Sprintf("user-%d", i)); got != s.want {
+			t.Errorf("%s: stored = %t, want %t", s.name, got, s.want)
+		}
+		mu.Lock()
+		if asked == before {
+			t.Errorf("%s: PasswordFunc not asked for the new connection", s.name)
+		}
+		mu.Unlock()
+		if failed := cnt.errorsOf("unavailable") > errs; failed == s.want {
+			t.Errorf("%s: failure counted = %t", s.name, failed)
+		}
+	}
 }

@@ -257,3 +257,111 @@ func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
 		t.Errorf("/readyz = %d with Redis down; readiness must not depend on Redis", res.StatusCode)
 	}
 }
+
+// TestRedisPasswordRotationWithoutRestart rotates the Redis password under
+// a running gateway, as a mounted secret is updated: the file first, then
+// Redis, which then drops every connection. The gateway's new connections
+// use the new password: the tokens B of users who come after the rotation
+// reach Redis. A half-written file keeps the password read before.
+func TestRedisPasswordRotationWithoutRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster bool
+	}{{"one server", false}, {"cluster of three", true}} {
+		t.Run(tc.name, func(t *testing.T) { redisPasswordRotation(t, tc.cluster) })
+	}
+}
+
+func redisPasswordRotation(t *testing.T, cluster bool) {
+	env := newReplicaEnv(t, cluster)
+	ctx := context.Background()
+	// One client per node, each with one connection, which stays
+	// authenticated through the changes of the password.
+	var admins []*redis.Client
+	for _, node := range env.nodes {
+		c := redis.NewClient(&redis.Options{Addr: node.Addr(), PoolSize: 1})
+		t.Cleanup(func() { c.Close() })
+		admins = append(admins, c)
+	}
+	setPassword := func(password string) {
+		t.Helper()
+		for _, c := range admins {
+			if err := c.ConfigSet(ctx, "requirepass", password).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dropConnections := func() {
+		t.Helper()
+		for _, c := range admins {
+			if err := c.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys := func() int {
+		t.Helper()
+		total := 0
+		for _, c := range admins {
+			n, err := c.DBSize(ctx).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += int(n)
+		}
+		return total
+	}
+	passwordFile := filepath.Join(t.TempDir(), "password")
+	writeFile := func(content string) {
+		t.Helper()
+		// As the kubelet updates a mounted secret: a new file moved in.
+		tmp := passwordFile + ".new"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, passwordFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPassword("first-password")
+	writeFile("first-password\n")
+	g := startGateway(t, env.yaml+"    password_file: "+passwordFile+"\n")
+
+	// moreKeys sends requests of new users until Redis holds one key more.
+	users := 0
+	moreKeys := func() {
+		t.Helper()
+		want := keys() + 1
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			users++
+			if s := call(t, g.addr, env.token(t, fmt.Sprintf("user-%d", users))); s != 200 {
+				t.Fatalf("status %d", s)
+			}
+			n := keys()
+			if n >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Redis holds %d keys after %d users, want %d; gateway log:\n%s", n, users, want, g.logs.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	moreKeys()
+
+	writeFile("second-password\n")
+	setPassword("second-password")
+	dropConnections()
+	moreKeys()
+
+	writeFile("")
+	dropConnections()
+	moreKeys()
+	if !strings.Contains(g.logs.String(), "the password read before stays in use") {
+		t.Error("no warning about the unreadable password file")
+	}
+	if strings.Contains(g.logs.String(), "-password") {
+		t.Error("the gateway's log shows a Redis password")
+	}
+}

@@ -72,7 +72,7 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m := metrics.New(opts.Version)
-	l2, err := newSecondLevel(cfg.Cache.Redis, m)
+	l2, err := newSecondLevel(cfg.Cache.Redis, m, log)
 	if err != nil {
 		return nil, err
 	}
@@ -475,8 +475,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 
 // newSecondLevel connects the Redis second level when cache.redis is
 // configured; it returns nil otherwise. Redis is not contacted here: the
-// store dials on first use, and /readyz never depends on it.
-func newSecondLevel(r config.Redis, m *metrics.Metrics) (*rediscache.Store, error) {
+// store dials on first use, and /readyz never depends on it. A password
+// file is read here, and again for every new connection.
+func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*rediscache.Store, error) {
 	if !r.Configured() {
 		return nil, nil
 	}
@@ -488,8 +489,12 @@ func newSecondLevel(r config.Redis, m *metrics.Metrics) (*rediscache.Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("app: cache.redis.password_file: %w", err)
 	}
+	var passwordFunc func() (string, error)
+	if r.PasswordFile != "" {
+		passwordFunc = (&passwordFile{path: r.PasswordFile, log: log, last: password}).read
+	}
 	st, err := rediscache.New(rediscache.Config{
-		URL: r.URL, Username: r.Username, Password: password, Cluster: bool(r.Cluster),
+		URL: r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
 		KeyPrefix: r.KeyPrefix, Keys: keys, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
 		LockWait: r.LockWait.D(),
 		Observer: rediscache.Observer{
