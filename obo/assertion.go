@@ -13,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/cert"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // ClientAssertionType is the client_assertion_type of a JWT client
@@ -83,8 +84,8 @@ type Certificate struct {
 	ck     *CertificateKey
 	alg    jwa.SignatureAlgorithm
 	header jws.Headers // the JOSE header of the current certificate, alg aside
-	stamps [2]fileStamp
-	failed [2]fileStamp // stamps of the last failed reload, reported once
+	stamps [2]smallfile.Stamp
+	failed [2]smallfile.Stamp // stamps of the last failed reload, reported once
 }
 
 // NewCertificate loads the certificate and key and returns the credential.
@@ -107,14 +108,14 @@ func NewCertificate(cfg CertificateConfig) (*Certificate, error) {
 	return c, nil
 }
 
-func (c *Certificate) stat() ([2]fileStamp, error) {
-	var s [2]fileStamp
+func (c *Certificate) stat() ([2]smallfile.Stamp, error) {
+	var s [2]smallfile.Stamp
 	var err error
-	if s[0], err = stampOf(c.cfg.CertFile); err != nil {
+	if s[0], err = smallfile.StampOf(c.cfg.CertFile); err != nil {
 		return s, err
 	}
 	if c.cfg.KeyFile != "" {
-		if s[1], err = stampOf(c.cfg.KeyFile); err != nil {
+		if s[1], err = smallfile.StampOf(c.cfg.KeyFile); err != nil {
 			return s, err
 		}
 	}
@@ -122,7 +123,7 @@ func (c *Certificate) stat() ([2]fileStamp, error) {
 }
 
 // load reads and installs the files; the caller holds mu or owns c.
-func (c *Certificate) load(stamps [2]fileStamp) error {
+func (c *Certificate) load(stamps [2]smallfile.Stamp) error {
 	ck, err := LoadCertificateKey(c.cfg.CertFile, c.cfg.KeyFile)
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -216,19 +215,4 @@ func (ck *CertificateKey) CheckValidity(now time.Time) error {
 		return fmt.Errorf("the certificate (x5t#S256 %s) is not valid before %s", ck.Thumbprint(), leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-// fileStamp identifies one version of a file cheaply: when it changes the
-// file must be read again.
-type fileStamp struct {
-	modTime time.Time
-	size    int64
-}
-
-func stampOf(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{modTime: fi.ModTime(), size: fi.Size()}, nil
 }

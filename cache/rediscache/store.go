@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // Observer receives what the store did; every field is optional.
@@ -27,6 +29,10 @@ type Observer struct {
 	// LockWait counts waits for another replica's exchange by outcome:
 	// "value" (it appeared) or "gave_up" (the caller exchanged itself).
 	LockWait func(outcome string)
+	// KeysReloaded is called once for every change of Config.KeyFile:
+	// with the number of keys now in use, or with the error that kept the
+	// previous keys in use.
+	KeysReloaded func(keys int, err error)
 }
 
 // Config configures a Store.
@@ -47,8 +53,14 @@ type Config struct {
 	Cluster bool
 	// KeyPrefix starts every Redis key; default "obo-gateway:".
 	KeyPrefix string
-	// Keys are the AES-256 encryption keys, newest first. Required.
+	// Keys are the AES-256 encryption keys, newest first. Required unless
+	// KeyFile is set.
 	Keys [][]byte
+	// KeyFile, when set, holds the keys instead (ReadKeyFile's format). It
+	// is checked before every operation and read again when it changed,
+	// so that a rotated key is used without a restart; a file that cannot
+	// be read or holds no usable key keeps the keys in use.
+	KeyFile string
 	// Timeout is the budget of one Redis operation; default 50ms.
 	Timeout time.Duration
 	// PoolSize bounds the connections per node; zero means go-redis's
@@ -71,9 +83,21 @@ type Config struct {
 // safe for concurrent use.
 type Store struct {
 	c      redis.UniversalClient
-	seal   *sealer
+	keys   atomic.Pointer[keyState]
 	cfg    Config
 	downNS atomic.Int64 // Redis is skipped until this Unix time (ns)
+
+	reloadMu sync.Mutex // serializes reads of Config.KeyFile
+}
+
+// keyState is the sealer in use and the version of Config.KeyFile it came
+// from.
+type keyState struct {
+	seal  *sealer
+	stamp smallfile.Stamp
+	// failed is the version that could not be used, reported once.
+	failed      smallfile.Stamp
+	failedValid bool
 }
 
 // New connects lazily (the first operation dials) and returns a Store.
@@ -103,8 +127,16 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Pause <= 0 {
 		cfg.Pause = 5 * time.Second
 	}
-	s, err := newSealer(cfg.Keys)
-	if err != nil {
+	ks := &keyState{}
+	if cfg.KeyFile != "" {
+		if ks.stamp, err = smallfile.StampOf(cfg.KeyFile); err != nil {
+			return nil, fmt.Errorf("rediscache: encryption key file: %w", err)
+		}
+		if cfg.Keys, err = ReadKeyFile(cfg.KeyFile); err != nil {
+			return nil, err
+		}
+	}
+	if ks.seal, err = newSealer(cfg.Keys); err != nil {
 		return nil, err
 	}
 	uo := &redis.UniversalOptions{
@@ -133,7 +165,56 @@ func New(cfg Config) (*Store, error) {
 		uo.IsClusterMode = true
 		uo.DB = 0
 	}
-	return &Store{c: redis.NewUniversalClient(uo), seal: s, cfg: cfg}, nil
+	st := &Store{c: redis.NewUniversalClient(uo), cfg: cfg}
+	st.keys.Store(ks)
+	return st, nil
+}
+
+// sealer returns the sealer to use, after reading Config.KeyFile again if
+// it changed since it was last read.
+func (st *Store) sealer() *sealer {
+	ks := st.keys.Load()
+	if st.cfg.KeyFile == "" {
+		return ks.seal
+	}
+	stamp, err := smallfile.StampOf(st.cfg.KeyFile)
+	if ks.known(stamp, err) {
+		return ks.seal
+	}
+	st.reloadMu.Lock()
+	defer st.reloadMu.Unlock()
+	if ks = st.keys.Load(); ks.known(stamp, err) { // read meanwhile
+		return ks.seal
+	}
+	next := &keyState{seal: ks.seal, stamp: ks.stamp}
+	var keys [][]byte
+	if err == nil {
+		keys, err = ReadKeyFile(st.cfg.KeyFile)
+	}
+	var s *sealer
+	if err == nil {
+		s, err = newSealer(keys)
+	}
+	if err == nil {
+		next.seal, next.stamp = s, stamp
+	} else {
+		// A stat that fails has the zero stamp: reported once too.
+		next.failed, next.failedValid = stamp, true
+	}
+	st.keys.Store(next)
+	if o := st.cfg.Observer.KeysReloaded; o != nil {
+		o(len(keys), err)
+	}
+	return next.seal
+}
+
+// known reports whether the key file's version, as stamped (err from the
+// stamp), is the one in use or one already reported unusable.
+func (ks *keyState) known(stamp smallfile.Stamp, err error) bool {
+	if err != nil {
+		stamp = smallfile.Stamp{}
+	}
+	return (err == nil && stamp == ks.stamp) || (ks.failedValid && stamp == ks.failed)
 }
 
 // Close closes the connections.
@@ -195,7 +276,8 @@ func (st *Store) Get(ctx context.Context, key string) (*cache.Entry, bool) {
 }
 
 func (st *Store) get(ctx context.Context, key string) (*cache.Entry, bool) {
-	rk := st.seal.redisKey(st.cfg.KeyPrefix, key)
+	s := st.sealer()
+	rk := s.redisKey(st.cfg.KeyPrefix, key)
 	var v []byte
 	err := st.op(ctx, "get", func(ctx context.Context) error {
 		var err error
@@ -205,7 +287,7 @@ func (st *Store) get(ctx context.Context, key string) (*cache.Entry, bool) {
 	if err != nil {
 		return nil, false
 	}
-	e, err := st.seal.open(key, v)
+	e, err := s.open(key, v)
 	if err != nil {
 		st.count("decode")
 		_ = st.op(ctx, "del", func(ctx context.Context) error { return st.c.Del(ctx, rk).Err() })
@@ -220,14 +302,15 @@ func (st *Store) Set(ctx context.Context, e *cache.Entry) {
 	if ttl <= 0 {
 		return
 	}
-	v := st.seal.seal(e)
-	rk := st.seal.redisKey(st.cfg.KeyPrefix, e.Key)
+	s := st.sealer()
+	v := s.seal(e)
+	rk := s.redisKey(st.cfg.KeyPrefix, e.Key)
 	_ = st.op(ctx, "set", func(ctx context.Context) error { return st.c.Set(ctx, rk, v, ttl).Err() })
 }
 
 // Delete removes the entry of key.
 func (st *Store) Delete(ctx context.Context, key string) {
-	rk := st.seal.redisKey(st.cfg.KeyPrefix, key)
+	rk := st.sealer().redisKey(st.cfg.KeyPrefix, key)
 	_ = st.op(ctx, "del", func(ctx context.Context) error { return st.c.Del(ctx, rk).Err() })
 }
 
@@ -238,7 +321,7 @@ var unlockScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] the
 // returns acquired=false only when another replica holds the lock; when
 // Redis fails, the caller is told to go ahead. release gives the lock up.
 func (st *Store) Lock(ctx context.Context, key string) (release func(), acquired bool) {
-	rk := st.seal.redisKey(st.cfg.KeyPrefix, key) + ":lock"
+	rk := st.sealer().redisKey(st.cfg.KeyPrefix, key) + ":lock"
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	holder := hex.EncodeToString(tok)

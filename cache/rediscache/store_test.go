@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,7 +128,7 @@ func TestTamperedOrMovedValuesDoNotOpen(t *testing.T) {
 	r := raw(t, srv)
 	alice, bob := cache.UserKey("t", "alice", nil, "s"), cache.UserKey("t", "bob", nil, "s")
 	st.Set(ctx, entry(alice, "token-of-alice"))
-	ra, rb := st.seal.redisKey(st.cfg.KeyPrefix, alice), st.seal.redisKey(st.cfg.KeyPrefix, bob)
+	ra, rb := st.sealer().redisKey(st.cfg.KeyPrefix, alice), st.sealer().redisKey(st.cfg.KeyPrefix, bob)
 
 	// Alice's value copied under Bob's key must not open as Bob's.
 	v, _ := r.Get(ctx, ra).Bytes()
@@ -164,18 +167,18 @@ func TestKeyRotation(t *testing.T) {
 	// an entry it reads under its own naming that was sealed with k1
 	// opens because k1 is still listed.
 	rotated := newStore(t, srv, [][]byte{k2, k1}, nil)
-	v, _ := raw(t, srv).Get(ctx, old.seal.redisKey("obo-gateway:", key)).Bytes()
-	raw(t, srv).Set(ctx, rotated.seal.redisKey("obo-gateway:", key), v, time.Hour)
+	v, _ := raw(t, srv).Get(ctx, old.sealer().redisKey("obo-gateway:", key)).Bytes()
+	raw(t, srv).Set(ctx, rotated.sealer().redisKey("obo-gateway:", key), v, time.Hour)
 	if e, ok := rotated.Get(ctx, key); !ok || e.Token != "sealed-with-k1" {
 		t.Fatalf("rotated store cannot open a value sealed with the older key: %v", ok)
 	}
 	rotated.Set(ctx, entry(key, "sealed-with-k2"))
 	onlyOld := newStore(t, srv, [][]byte{k1}, nil)
-	v2, _ := raw(t, srv).Get(ctx, rotated.seal.redisKey("obo-gateway:", key)).Bytes()
-	if _, err := onlyOld.seal.open(key, v2); err == nil {
+	v2, _ := raw(t, srv).Get(ctx, rotated.sealer().redisKey("obo-gateway:", key)).Bytes()
+	if _, err := onlyOld.sealer().open(key, v2); err == nil {
 		t.Error("a value sealed with the newest key opened without it")
 	}
-	if e, err := rotated.seal.open(key, v2); err != nil || e.Token != "sealed-with-k2" {
+	if e, err := rotated.sealer().open(key, v2); err != nil || e.Token != "sealed-with-k2" {
 		t.Errorf("newest key does not seal: %v", err)
 	}
 }
@@ -450,3 +453,108 @@ func TestPasswordFuncPerConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyFileReloaded rotates the key file under a store, as the kubelet
+// updates a mounted secret, through a new key, a broken file, a removed
+// file and another key: each value is sealed with, and named by, the newest
+// usable key, and each change is reported once.
+func TestKeyFileReloaded(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "encryption-keys")
+	write := func(content string) {
+		t.Helper()
+		tmp := path + ".new"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	line := func(keys ...[]byte) string {
+		var b strings.Builder
+		for _, k := range keys {
+			b.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+		}
+		return b.String()
+	}
+	k1, k2, k3 := newKey(t), newKey(t), newKey(t)
+	write(line(k1))
+	type report struct {
+		keys int
+		err  error
+	}
+	var reports []report
+	var mu sync.Mutex
+	st, err := New(Config{URL: srv.URL(), KeyFile: path, Timeout: time.Second, Observer: Observer{
+		KeysReloaded: func(keys int, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, report{keys, err})
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	steps := []struct {
+		name    string
+		content *string // nil removes the file; the same pointer as before leaves it
+		newest  []byte  // the key that must seal
+		reports []int   // key counts reported by this step, -1 for an error
+	}{
+		{"as started", nil, k1, nil},
+		{"a new key first", ptr(line(k2, k1)), k2, []int{2}},
+		{"unchanged", nil, k2, nil},
+		{"not base64", ptr("not a key\n"), k2, []int{-1}},
+		{"removed", nil, k2, []int{-1}},
+		{"another key", ptr(line(k3)), k3, []int{1}},
+	}
+	for i, s := range steps {
+		switch {
+		case s.content != nil:
+			write(*s.content)
+		case s.name == "removed":
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mu.Lock()
+		before := len(reports)
+		mu.Unlock()
+		// Two operations each: a change is reported once.
+		key := cache.UserKey("t", fmt.Sprintf("user-%d", i), nil, "s")
+		st.Set(ctx, entry(key, "token"))
+		if e, ok := st.Get(ctx, key); !ok || e.Token != "token" {
+			t.Fatalf("%s: the value written does not read back", s.name)
+		}
+		want, err := newSealer([][]byte{s.newest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := raw(t, srv).Get(ctx, want.redisKey("obo-gateway:", key)).Bytes()
+		if err != nil {
+			t.Fatalf("%s: no value under the name the newest key gives: %v", s.name, err)
+		}
+		if id := [4]byte(v[1:5]); id != want.ids[0] {
+			t.Errorf("%s: value sealed with key id %x, want %x", s.name, id, want.ids[0])
+		}
+		mu.Lock()
+		var got []int
+		for _, r := range reports[before:] {
+			if r.err != nil {
+				got = append(got, -1)
+			} else {
+				got = append(got, r.keys)
+			}
+		}
+		mu.Unlock()
+		if fmt.Sprint(got) != fmt.Sprint(s.reports) {
+			t.Errorf("%s: reports %v, want %v", s.name, got, s.reports)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }

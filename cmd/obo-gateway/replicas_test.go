@@ -29,6 +29,9 @@ type replicaEnv struct {
 	idp   *localidp.Server
 	nodes []*redistest.Server // the Redis server, or the cluster's nodes
 	yaml  string
+	// keyFile holds key, the Redis encryption key.
+	keyFile string
+	key     []byte
 }
 
 // newReplicaEnv starts a replicaEnv whose Redis is one server, or a cluster
@@ -83,7 +86,7 @@ cache:
     timeout: %s
     cluster: %t
 `, idp.Authority(), drainClientID, drainSecret, drainAPI, ln.Addr(), nodes[0].URL(), keyFile, timeout, cluster)
-	return &replicaEnv{idp: idp, nodes: nodes, yaml: yaml}
+	return &replicaEnv{idp: idp, nodes: nodes, yaml: yaml, keyFile: keyFile, key: key}
 }
 
 func (r *replicaEnv) token(t *testing.T, oid string) string {
@@ -258,12 +261,14 @@ func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
 	}
 }
 
-// TestRedisPasswordRotationWithoutRestart rotates the Redis password under
-// a running gateway, as a mounted secret is updated: the file first, then
-// Redis, which then drops every connection. The gateway's new connections
-// use the new password: the tokens B of users who come after the rotation
-// reach Redis. A half-written file keeps the password read before.
-func TestRedisPasswordRotationWithoutRestart(t *testing.T) {
+// TestRedisSecretsRotateWithoutRestart rotates the Redis password and
+// encryption key under a running gateway, as a mounted secret is updated.
+// The password file first, then Redis, which then drops every connection:
+// the gateway's new connections use the new password, and the tokens B of
+// users who come after the rotation reach Redis; a half-written file keeps
+// the password read before. Then a new encryption key, listed first: the
+// values written after it carry its key id.
+func TestRedisSecretsRotateWithoutRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		cluster bool
@@ -311,18 +316,41 @@ func redisPasswordRotation(t *testing.T, cluster bool) {
 		}
 		return total
 	}
-	passwordFile := filepath.Join(t.TempDir(), "password")
-	writeFile := func(content string) {
+	// keyIDs counts the values in Redis by the id of the key that sealed
+	// them (bytes 1 to 4).
+	keyIDs := func() map[string]int {
 		t.Helper()
-		// As the kubelet updates a mounted secret: a new file moved in.
-		tmp := passwordFile + ".new"
+		ids := map[string]int{}
+		for _, c := range admins {
+			ks, err := c.Keys(ctx, "*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range ks {
+				if strings.HasSuffix(k, ":lock") {
+					continue
+				}
+				if v, err := c.Get(ctx, k).Bytes(); err == nil && len(v) > 5 {
+					ids[string(v[1:5])]++
+				}
+			}
+		}
+		return ids
+	}
+	passwordFile := filepath.Join(t.TempDir(), "password")
+	// writeFile replaces a file as the kubelet updates a mounted secret: a
+	// new file moved in.
+	writeTo := func(path, content string) {
+		t.Helper()
+		tmp := path + ".new"
 		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(tmp, passwordFile); err != nil {
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
+	writeFile := func(content string) { t.Helper(); writeTo(passwordFile, content) }
 	setPassword("first-password")
 	writeFile("first-password\n")
 	g := startGateway(t, env.yaml+"    password_file: "+passwordFile+"\n")
@@ -363,5 +391,24 @@ func redisPasswordRotation(t *testing.T, cluster bool) {
 	}
 	if strings.Contains(g.logs.String(), "-password") {
 		t.Error("the gateway's log shows a Redis password")
+	}
+
+	before := keyIDs()
+	if len(before) != 1 {
+		t.Fatalf("values sealed with %d keys before the key rotation, want 1", len(before))
+	}
+	newKey := make([]byte, 32)
+	_, _ = rand.Read(newKey)
+	writeTo(env.keyFile, base64.StdEncoding.EncodeToString(newKey)+"\n"+base64.StdEncoding.EncodeToString(env.key)+"\n")
+	moreKeys()
+	after := keyIDs()
+	if len(after) != 2 {
+		t.Fatalf("values sealed with %d keys after the key rotation, want 2 (the old values and the new)", len(after))
+	}
+	if !strings.Contains(g.logs.String(), `"msg":"cache.redis encryption keys reloaded","keys":2`) {
+		t.Error("no log line for the reloaded keys")
+	}
+	if strings.Contains(g.logs.String(), base64.StdEncoding.EncodeToString(newKey)) {
+		t.Error("the gateway's log shows an encryption key")
 	}
 }

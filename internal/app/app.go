@@ -475,15 +475,12 @@ func (a *App) buildHandler(ctx context.Context) error {
 
 // newSecondLevel connects the Redis second level when cache.redis is
 // configured; it returns nil otherwise. Redis is not contacted here: the
-// store dials on first use, and /readyz never depends on it. A password
-// file is read here, and again for every new connection.
+// store dials on first use, and /readyz never depends on it. The key file
+// is read here and again when it changes; a password file is read here, and
+// again for every new connection.
 func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*rediscache.Store, error) {
 	if !r.Configured() {
 		return nil, nil
-	}
-	keys, err := rediscache.ReadKeyFile(r.EncryptionKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("app: cache.redis: %w", err)
 	}
 	password, err := r.RedisPassword()
 	if err != nil {
@@ -495,7 +492,7 @@ func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*redi
 	}
 	st, err := rediscache.New(rediscache.Config{
 		URL: r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
-		KeyPrefix: r.KeyPrefix, Keys: keys, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
+		KeyPrefix: r.KeyPrefix, KeyFile: r.EncryptionKeyFile, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
 		LockWait: r.LockWait.D(),
 		Observer: rediscache.Observer{
 			Hit:      m.L2Lookups.WithLabelValues("hit").Inc,
@@ -503,6 +500,13 @@ func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*redi
 			Error:    func(kind string) { m.L2Errors.WithLabelValues(kind).Inc() },
 			Latency:  func(op string, d time.Duration) { m.L2Duration.WithLabelValues(op).Observe(d.Seconds()) },
 			LockWait: func(outcome string) { m.L2LockWaits.WithLabelValues(outcome).Inc() },
+			KeysReloaded: func(keys int, err error) {
+				if err != nil {
+					log.Warn("cache.redis.encryption_key_file changed but could not be used; the keys read before stay in use", "error", err)
+					return
+				}
+				log.Info("cache.redis encryption keys reloaded", "keys", keys)
+			},
 		},
 	})
 	if err != nil {

@@ -2,7 +2,8 @@
 // (secrets, keys, certificates, federated tokens, the configuration): only
 // regular files (symbolic links followed, as in mounted Kubernetes secrets)
 // and only up to a bound, so a path naming a device or a huge file cannot
-// hang or exhaust the gateway.
+// hang or exhaust the gateway; and it tells when such a file has changed
+// (Stamp), for the files the gateway reads again after a rotation.
 package smallfile
 
 import (
@@ -56,5 +57,29 @@ func ReadSecret(path string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%s %w", path, ErrEmpty)
 	}
+	return s, nil
+}
+
+// Stamp identifies one version of a file cheaply, from its modification
+// time, size and, where the system has them, device and inode numbers: when
+// the stamp changes, the file must be read again. A file replaced by
+// another (a mounted Kubernetes secret updated by the kubelet, a new file
+// moved in by rename) gets a new stamp even within one tick of the file
+// system's clock and at the same size; a file rewritten in place gets one
+// when its time or size changes.
+type Stamp struct {
+	modTime    int64 // Unix ns
+	size       int64
+	dev, inode uint64
+}
+
+// StampOf returns the stamp of the file at path (symbolic links followed).
+func StampOf(path string) (Stamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Stamp{}, err
+	}
+	s := Stamp{modTime: fi.ModTime().UnixNano(), size: fi.Size()}
+	s.dev, s.inode = fileID(fi)
 	return s, nil
 }

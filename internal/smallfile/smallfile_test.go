@@ -40,3 +40,37 @@ func TestRead(t *testing.T) {
 		}
 	}
 }
+
+func TestStampOf(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	// replace writes a new file and moves it in, as the kubelet does.
+	replace := func(content string) Stamp {
+		t.Helper()
+		tmp := filepath.Join(dir, "new")
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		s, err := StampOf(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := replace("one")
+	if again, err := StampOf(path); err != nil || again != first {
+		t.Errorf("an unchanged file's stamp changed: %v then %v (%v)", first, again, err)
+	}
+	if second := replace("two"); second == first {
+		t.Error("a file replaced by one of the same size has the same stamp")
+	}
+	if third := replace("three"); third == first {
+		t.Error("a file replaced by a longer one has the same stamp")
+	}
+	if _, err := StampOf(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file has a stamp")
+	}
+}
