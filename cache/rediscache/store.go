@@ -31,7 +31,8 @@ type Observer struct {
 	LockWait func(outcome string)
 	// KeysReloaded is called once for every change of Config.KeyFile:
 	// with the number of keys now in use, or with the error that kept the
-	// previous keys in use.
+	// previous keys in use. It runs while the store reloads its keys and
+	// must neither block nor call the Store.
 	KeysReloaded func(keys int, err error)
 }
 
@@ -174,7 +175,7 @@ func New(cfg Config) (*Store, error) {
 // it changed since it was last read.
 func (st *Store) sealer() *sealer {
 	ks := st.keys.Load()
-	if st.cfg.KeyFile == "" {
+	if st.cfg.KeyFile == "" || !st.Healthy() { // no operation while paused
 		return ks.seal
 	}
 	stamp, err := smallfile.StampOf(st.cfg.KeyFile)

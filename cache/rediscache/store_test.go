@@ -501,22 +501,23 @@ func TestKeyFileReloaded(t *testing.T) {
 
 	steps := []struct {
 		name    string
-		content *string // nil removes the file; the same pointer as before leaves it
-		newest  []byte  // the key that must seal
-		reports []int   // key counts reported by this step, -1 for an error
+		content *string // the file's new content; nil leaves it, or removes it with remove
+		remove  bool
+		newest  []byte // the key that must seal
+		reports []int  // key counts reported by this step, -1 for an error
 	}{
-		{"as started", nil, k1, nil},
-		{"a new key first", ptr(line(k2, k1)), k2, []int{2}},
-		{"unchanged", nil, k2, nil},
-		{"not base64", ptr("not a key\n"), k2, []int{-1}},
-		{"removed", nil, k2, []int{-1}},
-		{"another key", ptr(line(k3)), k3, []int{1}},
+		{"as started", nil, false, k1, nil},
+		{"a new key first", ptr(line(k2, k1)), false, k2, []int{2}},
+		{"unchanged", nil, false, k2, nil},
+		{"not base64", ptr("not a key\n"), false, k2, []int{-1}},
+		{"removed", nil, true, k2, []int{-1}},
+		{"another key", ptr(line(k3)), false, k3, []int{1}},
 	}
 	for i, s := range steps {
 		switch {
 		case s.content != nil:
 			write(*s.content)
-		case s.name == "removed":
+		case s.remove:
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}

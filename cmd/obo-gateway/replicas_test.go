@@ -273,11 +273,11 @@ func TestRedisSecretsRotateWithoutRestart(t *testing.T) {
 		name    string
 		cluster bool
 	}{{"one server", false}, {"cluster of three", true}} {
-		t.Run(tc.name, func(t *testing.T) { redisPasswordRotation(t, tc.cluster) })
+		t.Run(tc.name, func(t *testing.T) { redisSecretsRotate(t, tc.cluster) })
 	}
 }
 
-func redisPasswordRotation(t *testing.T, cluster bool) {
+func redisSecretsRotate(t *testing.T, cluster bool) {
 	env := newReplicaEnv(t, cluster)
 	ctx := context.Background()
 	// One client per node, each with one connection, which stays
@@ -338,7 +338,7 @@ func redisPasswordRotation(t *testing.T, cluster bool) {
 		return ids
 	}
 	passwordFile := filepath.Join(t.TempDir(), "password")
-	// writeFile replaces a file as the kubelet updates a mounted secret: a
+	// writeTo replaces a file as the kubelet updates a mounted secret: a
 	// new file moved in.
 	writeTo := func(path, content string) {
 		t.Helper()

@@ -43,6 +43,8 @@ type App struct {
 
 	ln, adminLn   net.Listener
 	srv, adminSrv *http.Server
+	// watch counts the requests the gateway listener's server refuses.
+	watch *unreadWatch
 
 	// handler is nil until the authority's metadata is loaded.
 	handler  atomic.Pointer[proxy.Handler]
@@ -109,32 +111,33 @@ func New(opts Options) (*App, error) {
 	})
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 
-	a.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
-	}
-	a.adminLn, err = net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("app: admin listen %s: %w", cfg.AdminListen, err)
-	}
 	unreadable := m.BadRequests.WithLabelValues("unreadable")
-	watch := &unreadWatch{unread: func() {
+	a.watch = &unreadWatch{unread: func() {
 		if requestLog.Logs(http.StatusBadRequest) {
 			log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("route", "none"),
 				slog.String("reason", "unreadable"))
 		}
 		unreadable.Inc()
 	}}
+	a.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
+	}
+	a.ln = a.watch.listener(a.ln)
+	a.adminLn, err = net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("app: admin listen %s: %w", cfg.AdminListen, err)
+	}
 	a.srv = &http.Server{
 		Handler:           http.HandlerFunc(a.serveGateway),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnContext:       watch.connContext,
-		ConnState:         watch.connState,
+		ConnContext:       a.watch.connContext,
+		ConnState:         a.watch.connState,
 	}
 	a.adminSrv = &http.Server{
 		Handler:           a.adminMux(),
@@ -192,6 +195,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	// The server may now read a request and drop it unserved: not the
+	// caller's fault.
+	a.watch.stopping.Store(true)
 	if serr := a.srv.Shutdown(sctx); serr != nil {
 		// Grace period over: cut the remaining connections before the
 		// cache and key set they use are released.

@@ -18,23 +18,35 @@ func TestPasswordFileFollowsRotation(t *testing.T) {
 	steps := []struct {
 		name    string
 		content *string // nil removes the file
+		keep    bool    // leave the file as it is
 		want    string
 		warns   bool
 	}{
-		{"unchanged", ptr("first\n"), "first", false},
-		{"rotated", ptr("second\n"), "second", false},
-		{"half written: empty", ptr(""), "second", true},
-		{"half written: white space", ptr(" \n"), "second", true},
-		{"rotated again", ptr("third"), "third", false},
-		{"removed", nil, "third", true},
+		{"unchanged", ptr("first\n"), false, "first", false},
+		{"rotated", ptr("second\n"), false, "second", false},
+		{"half written: empty", ptr(""), false, "second", true},
+		{"half written, read again", nil, true, "second", false},
+		{"half written: white space", ptr(" \n"), false, "second", true},
+		{"rotated again", ptr("third"), false, "third", false},
+		{"removed", nil, false, "third", true},
+		{"still removed", nil, true, "third", false},
+		{"back", ptr("fourth"), false, "fourth", false},
 	}
 	for _, s := range steps {
-		if s.content == nil {
+		switch {
+		case s.keep:
+		case s.content == nil:
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
-		} else if err := os.WriteFile(path, []byte(*s.content), 0o600); err != nil {
-			t.Fatal(err)
+		default:
+			// A new file moved in, as the kubelet updates a secret.
+			if err := os.WriteFile(path+".new", []byte(*s.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(path+".new", path); err != nil {
+				t.Fatal(err)
+			}
 		}
 		logs.Reset()
 		got, err := p.read()
@@ -44,7 +56,7 @@ func TestPasswordFileFollowsRotation(t *testing.T) {
 		if warned := strings.Contains(logs.String(), "level=WARN"); warned != s.warns {
 			t.Errorf("%s: warning logged = %t, want %t: %s", s.name, warned, s.warns, logs.String())
 		}
-		for _, secret := range []string{"first", "second", "third"} {
+		for _, secret := range []string{"first", "second", "third", "fourth"} {
 			if strings.Contains(logs.String(), secret) {
 				t.Errorf("%s: the log shows a password: %s", s.name, logs.String())
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 )
 
@@ -17,54 +16,90 @@ import (
 // closes without an answer when the client goes away, or runs out of
 // ReadHeaderTimeout, part way through a request.
 //
-// The server marks a connection StateActive once it has read bytes of a
-// request, whether or not the request turns out to be readable, and then
-// either calls the handler or closes the connection. A connection closed
-// while a request is pending, read from the network but never handed to
-// the handler, therefore ends with an unread request; there is at most one,
-// as the server closes the connection after it. (Requests pipelined behind
-// another, already buffered, are read without the network and go unseen.)
+// Between two requests a connection is StateNew (before its first) or
+// StateIdle (after an answer); the bytes read from it then are the next
+// request's. The watch's listener wraps each connection so that such a
+// read marks a request pending, and the handler clears the mark when it
+// receives the request (served). A connection closed with the mark set
+// ends with an unread request; there is at most one, as the server closes
+// the connection after it. Bytes read while the handler runs (the request
+// body, or a request pipelined behind it) do not count, so an unreadable
+// request pipelined behind another goes unseen. Neither does a request the
+// server reads but drops because it is shutting down (stopping).
 type unreadWatch struct {
-	conns sync.Map // net.Conn → *connWatch
 	// unread is called once for every connection closed with an unread
 	// request.
 	unread func()
+	// stopping is set when the server begins to shut down.
+	stopping atomic.Bool
 }
 
-// connWatch is one connection's state.
-type connWatch struct {
-	// pending is set when the server starts reading a request from the
-	// network and cleared when the handler receives it.
-	pending atomic.Bool
+// watchedConn is a TCP connection of the gateway listener, with the state
+// the server last gave it and the mark of a pending request.
+type watchedConn struct {
+	*net.TCPConn // CloseWrite and ReadFrom stay the TCP connection's
+	state        atomic.Int32
+	pending      atomic.Bool
+}
+
+// Read reads from the connection; bytes read between requests mark a
+// request pending.
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if n > 0 {
+		c.sawBytes()
+	}
+	return n, err
+}
+
+// sawBytes marks a request pending if the bytes just read came between
+// requests.
+func (c *watchedConn) sawBytes() {
+	if s := http.ConnState(c.state.Load()); s == http.StateNew || s == http.StateIdle {
+		c.pending.Store(true)
+	}
+}
+
+// listener wraps ln so that its TCP connections are watched.
+func (u *unreadWatch) listener(ln net.Listener) net.Listener { return watchedListener{ln} }
+
+type watchedListener struct{ net.Listener }
+
+// Accept returns the next connection, watched when it is a TCP one.
+func (l watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &watchedConn{TCPConn: tc}, nil
+	}
+	return c, err
 }
 
 type connWatchKey struct{}
 
-// connContext is the server's ConnContext: it starts watching c and gives
-// its requests' contexts the watch, for served.
+// connContext is the server's ConnContext: it gives the requests of a
+// watched connection its mark, for served.
 func (u *unreadWatch) connContext(ctx context.Context, c net.Conn) context.Context {
-	w := new(connWatch)
-	u.conns.Store(c, w)
-	return context.WithValue(ctx, connWatchKey{}, w)
+	if wc, ok := c.(*watchedConn); ok {
+		return context.WithValue(ctx, connWatchKey{}, wc)
+	}
+	return ctx
 }
 
 // connState is the server's ConnState.
 func (u *unreadWatch) connState(c net.Conn, s http.ConnState) {
-	switch s {
-	case http.StateActive:
-		if w, ok := u.conns.Load(c); ok {
-			w.(*connWatch).pending.Store(true)
-		}
-	case http.StateHijacked, http.StateClosed:
-		if w, ok := u.conns.LoadAndDelete(c); ok && w.(*connWatch).pending.Load() {
-			u.unread()
-		}
+	wc, ok := c.(*watchedConn)
+	if !ok {
+		return
+	}
+	wc.state.Store(int32(s))
+	if (s == http.StateClosed || s == http.StateHijacked) && wc.pending.Load() && !u.stopping.Load() {
+		u.unread()
 	}
 }
 
 // served records that the handler received r.
 func served(r *http.Request) {
-	if w, ok := r.Context().Value(connWatchKey{}).(*connWatch); ok {
-		w.pending.Store(false)
+	if wc, ok := r.Context().Value(connWatchKey{}).(*watchedConn); ok {
+		wc.pending.Store(false)
 	}
 }

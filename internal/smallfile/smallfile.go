@@ -62,11 +62,12 @@ func ReadSecret(path string) (string, error) {
 
 // Stamp identifies one version of a file cheaply, from its modification
 // time, size and, where the system has them, device and inode numbers: when
-// the stamp changes, the file must be read again. A file replaced by
-// another (a mounted Kubernetes secret updated by the kubelet, a new file
-// moved in by rename) gets a new stamp even within one tick of the file
-// system's clock and at the same size; a file rewritten in place gets one
-// when its time or size changes.
+// the stamp changes, the file must be read again. A file replaced by one
+// written before the old one is gone (a mounted Kubernetes secret updated
+// by the kubelet, a new file moved in by rename) gets a new stamp even
+// within one tick of the file system's clock and at the same size; a file
+// rewritten in place, or deleted and then created (which may reuse the
+// inode), gets one when its time or size changes.
 type Stamp struct {
 	modTime    int64 // Unix ns
 	size       int64

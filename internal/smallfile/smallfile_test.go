@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRead(t *testing.T) {
@@ -44,6 +45,20 @@ func TestRead(t *testing.T) {
 func TestStampOf(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "secret")
+	// Every version of the file gets the same modification time, as
+	// versions written within one tick of the file system's clock do.
+	tick := time.Now().Truncate(time.Second)
+	stamp := func() Stamp {
+		t.Helper()
+		if err := os.Chtimes(path, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+		s, err := StampOf(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	// replace writes a new file and moves it in, as the kubelet does.
 	replace := func(content string) Stamp {
 		t.Helper()
@@ -54,21 +69,27 @@ func TestStampOf(t *testing.T) {
 		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
-		s, err := StampOf(path)
-		if err != nil {
+		return stamp()
+	}
+	// rewrite writes the file in place.
+	rewrite := func(content string) Stamp {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return stamp()
 	}
 	first := replace("one")
-	if again, err := StampOf(path); err != nil || again != first {
-		t.Errorf("an unchanged file's stamp changed: %v then %v (%v)", first, again, err)
+	if again := stamp(); again != first {
+		t.Errorf("an unchanged file's stamp changed: %v then %v", first, again)
 	}
-	if second := replace("two"); second == first {
-		t.Error("a file replaced by one of the same size has the same stamp")
+	second := replace("two")
+	if second == first {
+		t.Error("a file replaced by one of the same size and time has the same stamp")
 	}
-	if third := replace("three"); third == first {
-		t.Error("a file replaced by a longer one has the same stamp")
+	third := rewrite("three")
+	if third == second {
+		t.Error("a file rewritten in place, longer, has the same stamp")
 	}
 	if _, err := StampOf(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing file has a stamp")
