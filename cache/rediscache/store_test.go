@@ -19,6 +19,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/redistest"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 func newKey(t *testing.T) []byte {
@@ -464,11 +465,7 @@ func TestKeyFileReloaded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "encryption-keys")
 	write := func(content string) {
 		t.Helper()
-		tmp := path + ".new"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := smallfile.Replace(path, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}

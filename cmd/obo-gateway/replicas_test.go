@@ -21,6 +21,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
 	"github.com/obo-gateway/obo-gateway/internal/redistest"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // replicaEnv is an identity provider, an echo API and a Redis shared by
@@ -133,11 +134,17 @@ func metricValue(t *testing.T, admin, series string) string {
 // of a user spread over both cause one exchange; Redis holds no readable
 // token or user id; a replica started later finds the token in Redis.
 func TestReplicasShareTokensThroughRedis(t *testing.T) {
+	onServerAndCluster(t, replicasShareTokens)
+}
+
+// onServerAndCluster runs f as two subtests: over one Redis server, and
+// over a cluster of three (cluster set).
+func onServerAndCluster(t *testing.T, f func(t *testing.T, cluster bool)) {
 	for _, tc := range []struct {
 		name    string
 		cluster bool
 	}{{"one server", false}, {"cluster of three", true}} {
-		t.Run(tc.name, func(t *testing.T) { replicasShareTokens(t, tc.cluster) })
+		t.Run(tc.name, func(t *testing.T) { f(t, tc.cluster) })
 	}
 }
 
@@ -269,12 +276,7 @@ func TestRedisKilledMidLoadFailsNoRequest(t *testing.T) {
 // the password read before. Then a new encryption key, listed first: the
 // values written after it carry its key id.
 func TestRedisSecretsRotateWithoutRestart(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		cluster bool
-	}{{"one server", false}, {"cluster of three", true}} {
-		t.Run(tc.name, func(t *testing.T) { redisSecretsRotate(t, tc.cluster) })
-	}
+	onServerAndCluster(t, redisSecretsRotate)
 }
 
 func redisSecretsRotate(t *testing.T, cluster bool) {
@@ -338,15 +340,9 @@ func redisSecretsRotate(t *testing.T, cluster bool) {
 		return ids
 	}
 	passwordFile := filepath.Join(t.TempDir(), "password")
-	// writeTo replaces a file as the kubelet updates a mounted secret: a
-	// new file moved in.
 	writeTo := func(path, content string) {
 		t.Helper()
-		tmp := path + ".new"
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := smallfile.Replace(path, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}

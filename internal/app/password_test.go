@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // TestPasswordFileFollowsRotation reads a password file through a rotation,
@@ -40,11 +42,7 @@ func TestPasswordFileFollowsRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 		default:
-			// A new file moved in, as the kubelet updates a secret.
-			if err := os.WriteFile(path+".new", []byte(*s.content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(path+".new", path); err != nil {
+			if err := smallfile.Replace(path, []byte(*s.content)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
 // certificate is a client certificate and its key, written to PEM files.
@@ -65,11 +66,7 @@ func newCertificate(t *testing.T, dir, name string, key crypto.Signer) certifica
 func (c certificate) writeTo(t *testing.T, certFile, keyFile string) {
 	t.Helper()
 	for path, data := range map[string][]byte{certFile: c.certPEM, keyFile: c.keyPEM} {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil { // atomic, like a Secret volume update
+		if err := smallfile.Replace(path, data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -84,3 +84,15 @@ func StampOf(path string) (Stamp, error) {
 	s.dev, s.inode = fileID(fi)
 	return s, nil
 }
+
+// Replace writes data to the file at path as the kubelet updates a mounted
+// secret: to a new file next to it, then moved over it, so that a reader
+// sees the old content or the new, never a part. Tests use it to rotate
+// secrets under a running gateway.
+func Replace(path string, data []byte) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

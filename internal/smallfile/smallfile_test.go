@@ -62,11 +62,7 @@ func TestStampOf(t *testing.T) {
 	// replace writes a new file and moves it in, as the kubelet does.
 	replace := func(content string) Stamp {
 		t.Helper()
-		tmp := filepath.Join(dir, "new")
-		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := Replace(path, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 		return stamp()
