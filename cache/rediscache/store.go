@@ -96,9 +96,9 @@ type Store struct {
 type keyState struct {
 	seal  *sealer
 	stamp smallfile.Stamp
-	// failed is the version that could not be used, reported once.
-	failed      smallfile.Stamp
-	failedValid bool
+	// failed is the version that could not be used, reported once (the
+	// zero Stamp when the file could not be stamped).
+	failed *smallfile.Stamp
 }
 
 // New connects lazily (the first operation dials) and returns a Store.
@@ -133,11 +133,11 @@ func New(cfg Config) (*Store, error) {
 		if ks.stamp, err = smallfile.StampOf(cfg.KeyFile); err != nil {
 			return nil, fmt.Errorf("rediscache: encryption key file: %w", err)
 		}
-		if cfg.Keys, err = ReadKeyFile(cfg.KeyFile); err != nil {
-			return nil, err
-		}
+		ks.seal, _, err = readKeys(cfg.KeyFile)
+	} else {
+		ks.seal, err = newSealer(cfg.Keys)
 	}
-	if ks.seal, err = newSealer(cfg.Keys); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	uo := &redis.UniversalOptions{
@@ -188,34 +188,39 @@ func (st *Store) sealer() *sealer {
 		return ks.seal
 	}
 	next := &keyState{seal: ks.seal, stamp: ks.stamp}
-	var keys [][]byte
-	if err == nil {
-		keys, err = ReadKeyFile(st.cfg.KeyFile)
-	}
 	var s *sealer
+	n := 0
 	if err == nil {
-		s, err = newSealer(keys)
+		s, n, err = readKeys(st.cfg.KeyFile)
 	}
 	if err == nil {
 		next.seal, next.stamp = s, stamp
 	} else {
-		// A stat that fails has the zero stamp: reported once too.
-		next.failed, next.failedValid = stamp, true
+		next.failed = &stamp
 	}
 	st.keys.Store(next)
 	if o := st.cfg.Observer.KeysReloaded; o != nil {
-		o(len(keys), err)
+		o(n, err)
 	}
 	return next.seal
 }
 
-// known reports whether the key file's version, as stamped (err from the
-// stamp), is the one in use or one already reported unusable.
-func (ks *keyState) known(stamp smallfile.Stamp, err error) bool {
+// readKeys reads the key file and returns the sealer of its keys and
+// their number.
+func readKeys(path string) (*sealer, int, error) {
+	keys, err := ReadKeyFile(path)
 	if err != nil {
-		stamp = smallfile.Stamp{}
+		return nil, 0, err
 	}
-	return (err == nil && stamp == ks.stamp) || (ks.failedValid && stamp == ks.failed)
+	s, err := newSealer(keys)
+	return s, len(keys), err
+}
+
+// known reports whether the key file's version, as stamped (statErr from
+// the stamp, which is then zero), is the one in use or one already
+// reported unusable.
+func (ks *keyState) known(stamp smallfile.Stamp, statErr error) bool {
+	return (statErr == nil && stamp == ks.stamp) || (ks.failed != nil && stamp == *ks.failed)
 }
 
 // Close closes the connections.

@@ -356,20 +356,14 @@ func redisSecretsRotate(t *testing.T, cluster bool) {
 	moreKeys := func() {
 		t.Helper()
 		want := keys() + 1
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		if !eventually(15*time.Second, func() bool {
 			users++
 			if s := call(t, g.addr, env.token(t, fmt.Sprintf("user-%d", users))); s != 200 {
 				t.Fatalf("status %d", s)
 			}
-			n := keys()
-			if n >= want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("Redis holds %d keys after %d users, want %d; gateway log:\n%s", n, users, want, g.logs.String())
-			}
-			time.Sleep(200 * time.Millisecond)
+			return keys() >= want
+		}) {
+			t.Fatalf("Redis holds %d keys after %d users, want %d; gateway log:\n%s", keys(), users, want, g.logs.String())
 		}
 	}
 	moreKeys()

@@ -124,7 +124,7 @@ func New(opts Options) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
 	}
-	a.ln = a.watch.listener(a.ln)
+	a.ln = watchedListener{a.ln}
 	a.adminLn, err = net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		a.Close()

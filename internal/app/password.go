@@ -30,10 +30,7 @@ func (p *passwordFile) read() (string, error) {
 		p.last, p.warned = s, nil
 		return s, nil
 	}
-	stamp, serr := smallfile.StampOf(p.path)
-	if serr != nil {
-		stamp = smallfile.Stamp{} // a missing file: one version
-	}
+	stamp, _ := smallfile.StampOf(p.path) // zero for a missing file: one version
 	if p.warned == nil || *p.warned != stamp {
 		p.warned = &stamp
 		p.log.Warn("cache.redis.password_file could not be read; the password read before stays in use", "error", err)

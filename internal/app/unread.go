@@ -18,9 +18,9 @@ import (
 //
 // Between two requests a connection is StateNew (before its first) or
 // StateIdle (after an answer); the bytes read from it then are the next
-// request's. The watch's listener wraps each connection so that such a
-// read marks a request pending, and the handler clears the mark when it
-// receives the request (served). A connection closed with the mark set
+// request's. The gateway listener (watchedListener) wraps each connection
+// so that such a read marks a request pending, and the handler clears the
+// mark when it receives the request (served). A connection closed with the mark set
 // ends with an unread request; there is at most one, as the server closes
 // the connection after it. Bytes read while the handler runs (the request
 // body, or a request pipelined behind it) do not count, so an unreadable
@@ -60,9 +60,8 @@ func (c *watchedConn) sawBytes() {
 	}
 }
 
-// listener wraps ln so that its TCP connections are watched.
-func (u *unreadWatch) listener(ln net.Listener) net.Listener { return watchedListener{ln} }
-
+// watchedListener is the gateway listener: its TCP connections are
+// watched.
 type watchedListener struct{ net.Listener }
 
 // Accept returns the next connection, watched when it is a TCP one.

@@ -74,7 +74,8 @@ type Stamp struct {
 	dev, inode uint64
 }
 
-// StampOf returns the stamp of the file at path (symbolic links followed).
+// StampOf returns the stamp of the file at path (symbolic links followed),
+// or the zero Stamp with the error when the file cannot be stamped.
 func StampOf(path string) (Stamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
