@@ -202,7 +202,9 @@ func TestLockAndWait(t *testing.T) {
 			if _, ok := b.Lock(ctx, key); ok {
 				t.Fatal("second replica acquired a held lock")
 			}
+			released := make(chan struct{})
 			go func() {
+				defer close(released)
 				time.Sleep(100 * time.Millisecond)
 				a.Set(ctx, entry(key, "from-a"))
 				release()
@@ -210,6 +212,8 @@ func TestLockAndWait(t *testing.T) {
 			if e, ok := b.Wait(ctx, key); !ok || e.Token != "from-a" {
 				t.Fatalf("waiting replica got %v %v", e, ok)
 			}
+			// The value can appear before the lock is given up.
+			<-released
 			if _, ok := b.Lock(ctx, key); !ok {
 				t.Error("lock not released")
 			}
