@@ -9,7 +9,9 @@
 //	go install helm.sh/helm/v3/cmd/helm@v3.22.0
 //
 // They render the chart with its default values, with each file of
-// charts/obo-gateway/examples and with variations of them, decode every
+// charts/obo-gateway/examples and with variations of them, for several
+// Kubernetes versions and without --kube-version (a native sidecar from
+// 1.29, a classic one before), decode every
 // manifest strictly into its Kubernetes API type (an unknown field is an
 // error), check the gateway sidecar (ports, probes, security context,
 // mounts, credential wiring, checksum annotation, grace period), and run
