@@ -36,12 +36,11 @@ FROM gcr.io/distroless/static-debian12:nonroot
 
 ARG VERSION=dev
 ARG COMMIT=unknown
-# SPDX expression of the project's license; NOASSERTION until the repository has a LICENSE file.
-ARG LICENSES=NOASSERTION
+# licenses: the SPDX identifier of LICENSE (internal/chartcheck checks that they agree).
 LABEL org.opencontainers.image.title="obo-gateway" \
       org.opencontainers.image.description="Sidecar reverse proxy that exchanges the caller's token for downstream tokens with the OAuth 2.0 On-Behalf-Of flow (Microsoft identity platform)" \
       org.opencontainers.image.source="https://github.com/obo-gateway/obo-gateway" \
-      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
 

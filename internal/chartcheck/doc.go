@@ -1,6 +1,8 @@
 // Package chartcheck holds the tests of the packaging: the Helm chart in
-// charts/obo-gateway, its Grafana dashboard and Prometheus alerts, and the
-// Dockerfile. It has no code of its own; everything is in its _test.go files.
+// charts/obo-gateway, its Grafana dashboard and Prometheus alerts, the
+// Dockerfile and its build script, and the licence that LICENSE, the image
+// label and the chart's metadata name. It has no code of its own;
+// everything is in its _test.go files.
 //
 // The chart tests run helm (v3), found on PATH or in $(go env GOPATH)/bin.
 // Without it they are skipped, except when the environment variable CI is
