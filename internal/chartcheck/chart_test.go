@@ -8,7 +8,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -970,55 +968,42 @@ func TestRenderRejects(t *testing.T) {
 	}
 }
 
-var (
-	helmKubeOnce sync.Once
-	helmKube     string
-	helmKubeErr  error
-)
-
 // helmKubeDefault returns the Kubernetes version helm template assumes
 // without --kube-version (1.20 for a helm built with go install, the one
 // it was released with otherwise), rendered by a chart of one template.
 func helmKubeDefault(t *testing.T) string {
 	t.Helper()
-	bin := helm(t)
-	helmKubeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chartcheck-kube")
-		if err != nil {
-			helmKubeErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		files := map[string]string{
-			"Chart.yaml":             "apiVersion: v2\nname: kube\nversion: 1.0.0\n",
-			"templates/version.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: {{ .Capabilities.KubeVersion.Version | quote }}\n",
-		}
-		for name, content := range files {
-			if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
-				helmKubeErr = err
-				return
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				helmKubeErr = err
-				return
-			}
-		}
-		out, err := exec.Command(bin, "template", "kube", dir).Output()
-		if err != nil {
-			helmKubeErr = fmt.Errorf("helm template of the version chart: %w", err)
-			return
-		}
-		m := regexp.MustCompile(`version: "v?([0-9]+\.[0-9]+)`).FindSubmatch(out)
-		if m == nil {
-			helmKubeErr = fmt.Errorf("no Kubernetes version in:\n%s", out)
-			return
-		}
-		helmKube = string(m[1])
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Chart.yaml":             "apiVersion: v2\nname: kube\nversion: 1.0.0\n",
+		"templates/version.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: {{ .Capabilities.KubeVersion.Version | quote }}\n",
 	})
-	if helmKubeErr != nil {
-		t.Fatal(helmKubeErr)
+	ms, err := renderChart(t, dir, helmDefaultKube, nil, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return helmKube
+	var cm corev1.ConfigMap
+	ms.one(t, "ConfigMap", &cm)
+	m := regexp.MustCompile(`^v?([0-9]+\.[0-9]+)`).FindStringSubmatch(cm.Data["version"])
+	if m == nil {
+		t.Fatalf("helm's default Kubernetes version %q", cm.Data["version"])
+	}
+	return m[1]
+}
+
+// writeFiles writes files (path relative to dir: content), creating their
+// directories.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // helmDefaultNative reports whether gateway.nativeSidecar auto makes a
@@ -1128,15 +1113,7 @@ metadata:
     {{- include "obo-gateway.sidecarServiceAccountAnnotations" (dict "root" . "gateway" (index .Values "obo-gateway").gateway) | nindent 4 }}
 `,
 	}
-	for name, content := range files {
-		p := filepath.Join(parent, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFiles(t, parent, files)
 	// The parent picks the sidecar's place with obo-gateway.sidecarNative,
 	// and so follows gateway.nativeSidecar's auto default.
 	for _, tc := range []chartCase{
@@ -1276,14 +1253,10 @@ func renderNotes(t *testing.T, kube string, valuesFiles []string, sets ...string
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, content := range map[string]string{
+	writeFiles(t, chart, map[string]string{
 		"notes.src":                  string(notes),
 		"templates/notes-check.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get \"notes.src\") . | quote }}\n",
-	} {
-		if err := os.WriteFile(filepath.Join(chart, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	for i, f := range valuesFiles {
 		valuesFiles[i] = filepath.Join(chartDir(t), f)
 	}
