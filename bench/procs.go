@@ -247,7 +247,7 @@ func startChild(cpus, role string, args ...string) (*proc, error) {
 	return nil, fmt.Errorf("child %s did not start: %q %v", role, line, err)
 }
 
-// gatewayTags are the build tags of the Dockerfile's go build
+// gatewayTags are the build tags of the image's build, hack/go-build.sh
 // (TestGatewayTagsAreTheDockerfiles checks).
 const gatewayTags = "urfave_cli_no_docs"
 

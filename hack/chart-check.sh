@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Lints and renders the Helm chart charts/obo-gateway: helm lint --strict and
 # helm template with the default values and with each file of
-# charts/obo-gateway/examples. The deeper checks (manifests decoded into
+# charts/obo-gateway/examples, once for a recent Kubernetes (a native
+# sidecar) and once without --kube-version, as a newcomer runs it (a helm
+# built with go install assumes 1.20 there: a classic sidecar). The deeper checks (manifests decoded into
 # their Kubernetes types, the sidecar's wiring, obo-gateway check on the
 # rendered configuration) are the Go tests of internal/chartcheck.
 #
@@ -12,8 +14,8 @@
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
-# helm built with go install assumes Kubernetes 1.20 unless told otherwise;
-# the chart's native sidecar needs 1.29.
+# The recent Kubernetes rendered; gateway.nativeSidecar auto makes a native
+# sidecar from 1.29.
 KUBE_VERSION=1.33.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,22 +46,29 @@ for f in "$chart"/examples/*.yaml; do
 done
 
 failed=0
-for c in "${cases[@]}"; do
-	name=${c%%:*}
-	file=${c#*:}
-	args=(--kube-version "$KUBE_VERSION")
-	[[ -z $file ]] || args+=(--values "$file")
-	if ! "$helm" lint --strict --quiet "${args[@]}" "$chart"; then
-		echo "chart-check: FAIL helm lint --strict ($name)" >&2
-		failed=1
-		continue
-	fi
-	if ! "$helm" template release "$chart" --namespace apps "${args[@]}" >"$out/render.yaml"; then
-		echo "chart-check: FAIL helm template ($name)" >&2
-		failed=1
-		continue
-	fi
-	kinds=$(grep -E '^kind: ' "$out/render.yaml" | sed 's/^kind: //' | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
-	echo "chart-check: ok   $name: $kinds"
+for kube in "$KUBE_VERSION" ""; do
+	for c in "${cases[@]}"; do
+		name="${c%%:*}, Kubernetes ${kube:-as helm assumes}"
+		file=${c#*:}
+		args=()
+		[[ -z $kube ]] || args+=(--kube-version "$kube")
+		[[ -z $file ]] || args+=(--values "$file")
+		if ! "$helm" lint --strict --quiet "${args[@]}" "$chart"; then
+			echo "chart-check: FAIL helm lint --strict ($name)" >&2
+			failed=1
+			continue
+		fi
+		if ! "$helm" template release "$chart" --namespace apps "${args[@]}" >"$out/render.yaml"; then
+			echo "chart-check: FAIL helm template ($name)" >&2
+			failed=1
+			continue
+		fi
+		kinds=$(grep -E '^kind: ' "$out/render.yaml" | sed 's/^kind: //' | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
+		sidecar=classic
+		if grep -q '^ *restartPolicy: Always$' "$out/render.yaml"; then
+			sidecar=native
+		fi
+		echo "chart-check: ok   $name: $kinds; $sidecar sidecar"
+	done
 done
 exit "$failed"

@@ -135,7 +135,8 @@ Try it. Tokens are valid for one hour.
   export MFA_TOKEN=%s
 
   # 1. Call the echo API through the gateway. The echo API shows the token it
-  #    received: token B (aud api://echo-api), never your token A.
+  #    received, its claims decoded under "token": token B (aud api://echo-api,
+  #    scp Echo.Read, azp the gateway's client id), never your token A.
   curl -s -H "Authorization: Bearer $TOKEN" %s/echo/hello
 
   # 2. Call again: token B comes from the cache, no second exchange.

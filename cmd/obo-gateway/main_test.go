@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/internal/echo"
 )
 
 // binary is the obo-gateway built once for these tests, with the same flags
@@ -203,15 +205,19 @@ func TestDevDemoWorksAsPrinted(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("first call: %d %s", res.StatusCode, body)
 	}
-	var echoed struct {
-		Path    string              `json:"path"`
-		Headers map[string][]string `json:"headers"`
-	}
+	var echoed echo.Answer
 	if err := json.Unmarshal(body, &echoed); err != nil {
 		t.Fatal(err)
 	}
 	if echoed.Path != "/api/hello" || len(echoed.Headers["Authorization"]) != 1 || strings.Contains(echoed.Headers["Authorization"][0], s.token) {
 		t.Errorf("echo saw %+v", echoed)
+	}
+	// The answer shows token B's claims, as the printed text says: the echo
+	// API's audience and scope, the user of token A, the gateway as azp.
+	if tok := echoed.Token; tok == nil || tok.Format != echo.FormatJWT ||
+		tok.Claims["aud"] != "api://echo-api" || tok.Claims["scp"] != "Echo.Read" ||
+		tok.Claims["oid"] != devAlice || tok.Claims["azp"] != devClientID || tok.Expires == "" {
+		t.Errorf("echo shows the token %+v, want token B's claims (aud api://echo-api, scp Echo.Read, oid %s, azp %s)", tok, devAlice, devClientID)
 	}
 	if res, _ := s.get(t, "/echo/hello", s.token); res.StatusCode != 200 {
 		t.Errorf("second call: %d", res.StatusCode)

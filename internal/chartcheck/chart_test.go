@@ -1,6 +1,7 @@
 package chartcheck
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -55,6 +56,16 @@ type chartCase struct {
 	native bool
 	// secretName is the Secret the credential is expected to come from.
 	secretName string
+	// kube is the --kube-version; "" for kubeVersion.
+	kube string
+}
+
+// kubeVersion returns the --kube-version of the case.
+func (tc chartCase) kubeVersion() string {
+	if tc.kube == "" {
+		return kubeVersion
+	}
+	return tc.kube
 }
 
 var chartCases = []chartCase{
@@ -62,8 +73,22 @@ var chartCases = []chartCase{
 	{name: "examples/secret.yaml", values: []string{"examples/secret.yaml"}, credential: "secret", native: true, secretName: "api-a-obo-credential"},
 	{name: "examples/certificate.yaml", values: []string{"examples/certificate.yaml"}, credential: "certificate", native: true, secretName: "api-a-obo-certificate"},
 	{name: "examples/workload-identity.yaml", values: []string{"examples/workload-identity.yaml"}, credential: "workloadIdentity", native: true},
-	{name: "secret, ordinary sidecar container", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.nativeSidecar=false"},
+	// gateway.nativeSidecar: auto picks by the Kubernetes version, true and false force it.
+	{name: "default values, Kubernetes 1.20: classic sidecar", kube: "1.20.0", credential: "secret", native: false, secretName: "release-obo-gateway-credential"},
+	{name: "secret, Kubernetes 1.28: classic sidecar", kube: "1.28.0", values: []string{"examples/secret.yaml"},
 		credential: "secret", native: false, secretName: "api-a-obo-credential"},
+	{name: "secret, Kubernetes 1.29: native sidecar", kube: "1.29.0", values: []string{"examples/secret.yaml"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
+	{name: "secret, Kubernetes 1.30 of a cloud: native sidecar", kube: "v1.30.4-gke.1348000", values: []string{"examples/secret.yaml"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
+	{name: "workload identity, Kubernetes 1.20: classic sidecar", kube: "1.20.0", values: []string{"examples/workload-identity.yaml"},
+		credential: "workloadIdentity", native: false},
+	{name: "secret, native sidecar forced", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.nativeSidecar=true"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
+	{name: "secret, classic sidecar forced", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.nativeSidecar=false"},
+		credential: "secret", native: false, secretName: "api-a-obo-credential"},
+	{name: "certificate, classic sidecar forced on Kubernetes 1.20", kube: "1.20.0", values: []string{"examples/certificate.yaml"},
+		sets: []string{"gateway.nativeSidecar=false"}, credential: "certificate", native: false, secretName: "api-a-obo-certificate"},
 	{name: "workload identity, token mounted by the webhook", values: []string{"examples/workload-identity.yaml"},
 		sets: []string{"gateway.credential.workloadIdentity.projectToken=false"}, credential: "workloadIdentity", native: true},
 	{name: "secret, gateway on the IPv6 loopback", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=[::1]:8080"},
@@ -285,7 +310,7 @@ func TestChartRenders(t *testing.T) {
 	appVersion := chartAppVersion(t)
 	for _, tc := range chartCases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := decodeWorkload(t, render(t, tc.values, tc.sets...))
+			w := decodeWorkload(t, renderAt(t, tc.kubeVersion(), tc.values, tc.sets...))
 			checkSidecar(t, w, tc, appVersion)
 			checkCredential(t, w, tc)
 			checkPodAndServices(t, w, tc)
@@ -409,7 +434,7 @@ func isTrue(b *bool) bool { return b != nil && *b }
 // gateway.credential.type and that every file they name is mounted.
 func checkCredential(t *testing.T, w *workload, tc chartCase) {
 	cl := w.config.Client
-	if cl.ID == "" && tc.name != "default values" {
+	if cl.ID == "" && !strings.HasPrefix(tc.name, "default values") {
 		t.Error("config client.id is empty")
 	}
 	if cl.Secret != "" {
@@ -836,6 +861,7 @@ func TestGracePeriod(t *testing.T) {
 	helm(t)
 	tests := []struct {
 		sets  []string
+		kube  string // --kube-version; "" for kubeVersion
 		grace int64
 		delay string // the rendered shutdown_delay
 		fails bool
@@ -852,10 +878,16 @@ func TestGracePeriod(t *testing.T) {
 		// A delay the user sets is kept, native sidecar or not.
 		{sets: []string{"gateway.nativeSidecar=false", "gateway.config.shutdown_delay=12s"}, grace: 30, delay: "12s"},
 		{sets: []string{"gateway.config.shutdown_delay=2s"}, grace: 30, delay: "2s"},
+		// auto makes a classic sidecar before Kubernetes 1.29: it gets the
+		// delay of a classic one, and the grace period must cover it.
+		{kube: "1.28.0", grace: 30, delay: "5s"},
+		{kube: "1.20.0", sets: []string{"gateway.config.shutdown_timeout=25s"}, fails: true},
+		{kube: "1.29.0", sets: []string{"gateway.config.shutdown_timeout=25s"}, grace: 30},
 	}
 	for _, tc := range tests {
-		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
-			ms, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, tc.sets)
+		kube := cmp.Or(tc.kube, kubeVersion)
+		t.Run(kube+":"+strings.Join(tc.sets, ","), func(t *testing.T) {
+			ms, err := renderChart(t, chartDir(t), kube, []string{"examples/secret.yaml"}, tc.sets)
 			if tc.fails {
 				if err == nil || !strings.Contains(err.Error(), "terminationGracePeriodSeconds") {
 					t.Fatalf("rendered, want a failure about terminationGracePeriodSeconds; err %v", err)
@@ -898,10 +930,12 @@ func TestRenderRejects(t *testing.T) {
 		{"alert duration in microseconds", []string{"prometheusRule.for=100us"}, "for"},
 		{"alerts without a scrape job to select", []string{"prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=false", "metrics.podMonitor.enabled=false"}, "prometheusRule.selector"},
 		{"admin port on IPv6 loopback", []string{"gateway.config.admin_listen=[::1]:9090"}, "gateway.config.admin_listen"},
+		{"sidecar mode not auto, true or false", []string{"gateway.nativeSidecar=maybe"}, "gateway/nativeSidecar"},
+		{"sidecar mode as the string true", []string{"gateway.nativeSidecar=\"true\""}, "gateway/nativeSidecar"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, tc.sets)
+			_, err := renderChart(t, chartDir(t), kubeVersion, []string{"examples/secret.yaml"}, tc.sets)
 			if err == nil {
 				t.Fatalf("--set %v rendered, want an error", tc.sets)
 			}
@@ -911,15 +945,96 @@ func TestRenderRejects(t *testing.T) {
 		})
 	}
 
-	// A native sidecar needs Kubernetes 1.29; older clusters get a clear error.
-	cmd := []string{"template", "release", chartDir(t), "--kube-version", "1.28.0"}
-	out, err := execOutput(helm(t), cmd...)
-	if err == nil || !strings.Contains(out, "gateway.nativeSidecar") {
-		t.Errorf("native sidecar on Kubernetes 1.28: err %v\n%s", err, out)
+	// A native sidecar forced before Kubernetes 1.29, helm's offline
+	// default of 1.20 included, fails with a message that says what to do;
+	// auto and false render there (TestChartRenders decodes them).
+	for _, kube := range []string{"1.28.0", "1.20.0", helmDefaultKube} {
+		_, err := renderChart(t, chartDir(t), kube, nil, []string{"gateway.nativeSidecar=true"})
+		if kube == helmDefaultKube && helmDefaultNative(t) {
+			if err != nil {
+				t.Errorf("native sidecar forced, helm's default Kubernetes %s: %v", helmKubeDefault(t), err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "gateway.nativeSidecar=true needs Kubernetes 1.29 or later") ||
+			!strings.Contains(err.Error(), "--kube-version") {
+			t.Errorf("native sidecar forced on Kubernetes %s: err %v", kube, err)
+		}
+		for _, mode := range []string{"auto", "false"} {
+			if _, err := renderChart(t, chartDir(t), kube, nil, []string{"gateway.nativeSidecar=" + mode}); err != nil {
+				t.Errorf("gateway.nativeSidecar=%s on Kubernetes %s: %v", mode, kube, err)
+			}
+		}
 	}
-	cmd = append(cmd, "--set", "gateway.nativeSidecar=false")
-	if out, err := execOutput(helm(t), cmd...); err != nil {
-		t.Errorf("ordinary sidecar on Kubernetes 1.28: %v\n%s", err, out)
+}
+
+// helmKubeDefault returns the Kubernetes version helm template assumes
+// without --kube-version (1.20 for a helm built with go install, the one
+// it was released with otherwise), rendered by a chart of one template.
+func helmKubeDefault(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Chart.yaml":             "apiVersion: v2\nname: kube\nversion: 1.0.0\n",
+		"templates/version.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: {{ .Capabilities.KubeVersion.Version | quote }}\n",
+	})
+	ms, err := renderChart(t, dir, helmDefaultKube, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	ms.one(t, "ConfigMap", &cm)
+	m := regexp.MustCompile(`^v?([0-9]+\.[0-9]+)`).FindStringSubmatch(cm.Data["version"])
+	if m == nil {
+		t.Fatalf("helm's default Kubernetes version %q", cm.Data["version"])
+	}
+	return m[1]
+}
+
+// writeFiles writes files (path relative to dir: content), creating their
+// directories.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// helmDefaultNative reports whether gateway.nativeSidecar auto makes a
+// native sidecar at helmKubeDefault: from Kubernetes 1.29.
+func helmDefaultNative(t *testing.T) bool {
+	major, minor, _ := strings.Cut(helmKubeDefault(t), ".")
+	m, _ := strconv.Atoi(minor)
+	return major != "1" || m >= 29
+}
+
+// TestChartRendersWithHelmDefaults renders the chart as a newcomer does,
+// helm template without --kube-version: the default values and every
+// example render, with the sidecar mode auto picks for helm's default
+// Kubernetes version (classic for 1.20), and pass the checks of
+// TestChartRenders.
+func TestChartRendersWithHelmDefaults(t *testing.T) {
+	helm(t)
+	t.Logf("helm template assumes Kubernetes %s", helmKubeDefault(t))
+	native := helmDefaultNative(t)
+	appVersion := chartAppVersion(t)
+	for _, tc := range chartCases {
+		if tc.kube != "" || tc.sets != nil {
+			continue // the default values and the examples only
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			tc.native = native
+			w := decodeWorkload(t, renderAt(t, helmDefaultKube, tc.values))
+			checkSidecar(t, w, tc, appVersion)
+			checkCredential(t, w, tc)
+			checkPodAndServices(t, w, tc)
+		})
 	}
 }
 
@@ -972,14 +1087,19 @@ spec:
     spec:
       serviceAccountName: api-b
       terminationGracePeriodSeconds: 30
+      {{- if include "obo-gateway.sidecarNative" $gw }}
       initContainers:
         {{- include "obo-gateway.sidecar" $gw | nindent 8 }}
+      {{- end }}
       containers:
         - name: api-b
           image: registry.example.com/api-b:1.0.0
           env:
             - name: OBO_GATEWAY_URL
               value: {{ include "obo-gateway.sidecarURL" $gw }}
+        {{- if not (include "obo-gateway.sidecarNative" $gw) }}
+        {{- include "obo-gateway.sidecar" $gw | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "obo-gateway.sidecarVolumes" $gw | nindent 8 }}
 `,
@@ -993,30 +1113,33 @@ metadata:
     {{- include "obo-gateway.sidecarServiceAccountAnnotations" (dict "root" . "gateway" (index .Values "obo-gateway").gateway) | nindent 4 }}
 `,
 	}
-	for name, content := range files {
-		p := filepath.Join(parent, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms, err := renderChart(t, parent, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if strings.HasPrefix(m.Source, "api-b/charts/obo-gateway/") {
-			t.Errorf("templatesOnly, but the dependency rendered %s %s", m.Kind, m.Name)
-		}
-	}
-	w := decodeWorkload(t, ms)
-	tc := chartCase{name: "parent chart", credential: "workloadIdentity", native: true}
-	checkSidecar(t, w, tc, chartAppVersion(t))
-	checkCredential(t, w, tc)
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]) {
-		t.Errorf("pod annotations %v lack checksum/obo-gateway-config", w.deploy.Spec.Template.Annotations)
+	writeFiles(t, parent, files)
+	// The parent picks the sidecar's place with obo-gateway.sidecarNative,
+	// and so follows gateway.nativeSidecar's auto default.
+	for _, tc := range []chartCase{
+		{name: "Kubernetes 1.33", kube: "1.33.0", credential: "workloadIdentity", native: true},
+		{name: "Kubernetes 1.20", kube: "1.20.0", credential: "workloadIdentity", native: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := renderChart(t, parent, tc.kube, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				if strings.HasPrefix(m.Source, "api-b/charts/obo-gateway/") {
+					t.Errorf("templatesOnly, but the dependency rendered %s %s", m.Kind, m.Name)
+				}
+			}
+			w := decodeWorkload(t, ms)
+			checkSidecar(t, w, tc, chartAppVersion(t))
+			checkCredential(t, w, tc)
+			if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]) {
+				t.Errorf("pod annotations %v lack checksum/obo-gateway-config", w.deploy.Spec.Template.Annotations)
+			}
+			if delay := w.config.ShutdownDelay; (delay != "") == tc.native {
+				t.Errorf("shutdown_delay %q for a native sidecar: %v", delay, tc.native)
+			}
+		})
 	}
 }
 
@@ -1077,7 +1200,7 @@ func TestMemLimit(t *testing.T) {
 	if got := envValue("GOMEMLIMIT", append(w.pod.InitContainers, w.pod.Containers...)...); got != "241591910" {
 		t.Errorf("GOMEMLIMIT for a limit of 268435456 (a YAML number) = %q, want 241591910", got)
 	}
-	if _, err := renderChart(t, chartDir(t), []string{"examples/secret.yaml"}, []string{"gateway.resources.limits.memory=1.5Gx"}); err == nil ||
+	if _, err := renderChart(t, chartDir(t), kubeVersion, []string{"examples/secret.yaml"}, []string{"gateway.resources.limits.memory=1.5Gx"}); err == nil ||
 		!strings.Contains(err.Error(), "gateway.resources.limits.memory") {
 		t.Errorf("an unreadable memory limit rendered, or failed without naming it: %v", err)
 	}
@@ -1116,4 +1239,64 @@ func envValue(name string, cs ...corev1.Container) string {
 		return ""
 	}
 	return vs[len(vs)-1]
+}
+
+// renderNotes renders the chart's NOTES.txt, which helm template leaves
+// out: a copy of the chart renders it into a ConfigMap through tpl.
+func renderNotes(t *testing.T, kube string, valuesFiles []string, sets ...string) string {
+	t.Helper()
+	chart := filepath.Join(t.TempDir(), "obo-gateway")
+	if err := os.CopyFS(chart, os.DirFS(chartDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := os.ReadFile(filepath.Join(chart, "templates", "NOTES.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, chart, map[string]string{
+		"notes.src":                  string(notes),
+		"templates/notes-check.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get \"notes.src\") . | quote }}\n",
+	})
+	for i, f := range valuesFiles {
+		valuesFiles[i] = filepath.Join(chartDir(t), f)
+	}
+	ms, err := renderChart(t, chart, kube, valuesFiles, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms.ofKind("ConfigMap") {
+		if m.Name == "notes" {
+			var cm corev1.ConfigMap
+			decodeStrict(t, m, &cm)
+			return cm.Data["notes"]
+		}
+	}
+	t.Fatal("the NOTES.txt ConfigMap was not rendered")
+	return ""
+}
+
+// TestNotesTellTheSidecarMode: the notes after an install say which kind
+// of sidecar runs and, for a classic one, that the application starts
+// alongside the gateway and must retry its first calls.
+func TestNotesTellTheSidecarMode(t *testing.T) {
+	helm(t)
+	tests := []struct {
+		kube string
+		sets []string
+		want []string
+	}{
+		{kube: "1.33.0", want: []string{"Sidecar: native (an init container with restartPolicy: Always, Kubernetes v1.33.0)"}},
+		{kube: "1.28.0", want: []string{"Sidecar: classic", "auto makes a native one from Kubernetes 1.29; this is v1.28.0", "retry them at start-up", "shutdown_delay (5s)"}},
+		{kube: "1.33.0", sets: []string{"gateway.nativeSidecar=false"}, want: []string{"Sidecar: classic, a second container (gateway.nativeSidecar false)", "retry them at start-up"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.kube+":"+strings.Join(tc.sets, ","), func(t *testing.T) {
+			notes := renderNotes(t, tc.kube, []string{"examples/secret.yaml"}, tc.sets...)
+			for _, want := range tc.want {
+				if !strings.Contains(strings.Join(strings.Fields(notes), " "), want) {
+					t.Errorf("notes lack %q:\n%s", want, notes)
+				}
+			}
+		})
+	}
 }

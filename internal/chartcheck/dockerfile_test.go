@@ -26,6 +26,7 @@ type instruction struct {
 type stage struct {
 	from         string // the image reference
 	name         string // AS name
+	platform     string // the --platform flag's value, "" without one
 	instructions []instruction
 }
 
@@ -80,6 +81,8 @@ func parseDockerfile(t *testing.T, path string) []stage {
 			var s stage
 			for i := 0; i < len(fields); i++ {
 				switch {
+				case strings.HasPrefix(fields[i], "--platform="):
+					s.platform = strings.TrimPrefix(fields[i], "--platform=")
 				case strings.HasPrefix(fields[i], "--"):
 				case strings.EqualFold(fields[i], "AS") && i+1 < len(fields):
 					s.name = fields[i+1]
@@ -103,6 +106,65 @@ func parseDockerfile(t *testing.T, path string) []stage {
 		t.Fatal(err)
 	}
 	return stages
+}
+
+// buildScript is the release build command, which the Dockerfile and CI
+// both run.
+const buildScript = "hack/go-build.sh"
+
+// buildScriptRun returns the build stage's RUN of buildScript.
+func buildScriptRun(t *testing.T, build stage) instruction {
+	t.Helper()
+	var runs []instruction
+	for _, in := range build.all("RUN") {
+		if slices.Contains(strings.Fields(in.args), buildScript) {
+			runs = append(runs, in)
+		}
+	}
+	if len(runs) != 1 {
+		t.Fatalf("the build stage runs %s %d times, want once", buildScript, len(runs))
+	}
+	return runs[0]
+}
+
+// scriptBuild reads buildScript: its go build command, continuation lines
+// joined, and whether it exports CGO_ENABLED=0.
+func scriptBuild(t *testing.T) (cmdline string, cgoDisabled bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(moduleRoot(t), buildScript))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined []string
+	var pending strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasSuffix(line, `\`) {
+			pending.WriteString(strings.TrimSuffix(line, `\`) + " ")
+			continue
+		}
+		pending.WriteString(line)
+		joined = append(joined, pending.String())
+		pending.Reset()
+	}
+	for _, line := range joined {
+		switch {
+		case line == "export CGO_ENABLED=0":
+			cgoDisabled = true
+		case strings.HasPrefix(line, "go build "):
+			if cmdline != "" {
+				t.Fatalf("%s has two go build commands", buildScript)
+			}
+			cmdline = line
+		}
+	}
+	if cmdline == "" {
+		t.Fatalf("%s has no go build command", buildScript)
+	}
+	return cmdline, cgoDisabled
 }
 
 // testBuildFlags reads the go build command of cmd/obo-gateway/main_test.go,
@@ -227,31 +289,45 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("go mod download (instruction %d) must come before COPY . (instruction %d)", download, copyAll)
 		}
 
-		// The build command matches cmd/obo-gateway/main_test.go.
-		var goBuild string
+		// Cross-compiled: the stage runs on the builder's platform and
+		// builds for the target's, through the build script CI runs too.
+		if build.platform != "$BUILDPLATFORM" && build.platform != "${BUILDPLATFORM}" {
+			t.Errorf("build stage FROM --platform=%q, want --platform=$BUILDPLATFORM (no emulation of the target)", build.platform)
+		}
+		if final.platform != "" {
+			t.Errorf("final stage FROM --platform=%q: it must be the target platform's image", final.platform)
+		}
+		run := buildScriptRun(t, build)
+		for _, arg := range []string{"TARGETOS", "TARGETARCH"} {
+			declared := slices.ContainsFunc(build.instructions, func(in instruction) bool {
+				return in.cmd == "ARG" && in.args == arg && in.line < run.line
+			})
+			if !declared {
+				t.Errorf("build stage lacks ARG %s before Dockerfile:%d (without it the RUN sees no value)", arg, run.line)
+			}
+		}
+		for _, env := range []string{"GOOS=${TARGETOS}", "GOARCH=${TARGETARCH}", "VERSION=${VERSION}", "COMMIT=${COMMIT}"} {
+			if !slices.Contains(strings.Fields(run.args), env) {
+				t.Errorf("Dockerfile:%d: %s does not set %s", run.line, run.args, env)
+			}
+		}
 		for _, in := range build.all("RUN") {
 			if strings.Contains(in.args, "go build") {
-				goBuild = in.args
+				t.Errorf("Dockerfile:%d: go build of its own; build with %s, as CI does", in.line, buildScript)
 			}
 		}
-		if goBuild == "" {
-			t.Fatal("no RUN go build")
-		}
-		cgo := strings.Contains(goBuild, "CGO_ENABLED=0")
-		for _, in := range build.all("ENV") {
-			if regexp.MustCompile(`(^|\s)CGO_ENABLED=0(\s|$)`).MatchString(in.args) {
-				cgo = true
-			}
-		}
+
+		// The build command (the script's) matches cmd/obo-gateway/main_test.go.
+		goBuild, cgo := scriptBuild(t)
 		if !cgo {
-			t.Error("the build does not set CGO_ENABLED=0")
+			t.Errorf("%s does not export CGO_ENABLED=0", buildScript)
 		}
 		lm := regexp.MustCompile(`-ldflags\s+"([^"]*)"`).FindStringSubmatch(goBuild)
 		if lm == nil {
 			t.Fatalf("go build without -ldflags \"...\": %s", goBuild)
 		}
 		dockerLdflags := ldflagsSummary(lm[1])
-		for _, want := range []string{"-X main.version=${VERSION}", "-X main.commit=${COMMIT}"} {
+		for _, want := range []string{"-X main.version=${VERSION:-dev}", "-X main.commit=${COMMIT:-unknown}"} {
 			if !strings.Contains(lm[1], want) {
 				t.Errorf("-ldflags %q lacks %q", lm[1], want)
 			}
@@ -273,21 +349,21 @@ func TestDockerfile(t *testing.T) {
 			case flag == "-tags" && i+1 < len(testArgs):
 				i++ // compared below
 			case strings.HasPrefix(flag, "-") && !strings.Contains(goBuild, flag):
-				t.Errorf("main_test.go builds with %s, the Dockerfile does not", flag)
+				t.Errorf("main_test.go builds with %s, %s does not", flag, buildScript)
 			}
 		}
 		if !strings.Contains(goBuild, "-trimpath") || !slices.Contains(testArgs, "-trimpath") {
-			t.Errorf("both builds must use -trimpath: Dockerfile %q, main_test.go %q", goBuild, testArgs)
+			t.Errorf("both builds must use -trimpath: %s %q, main_test.go %q", buildScript, goBuild, testArgs)
 		}
 		i := slices.Index(testArgs, "-ldflags")
 		if i < 0 || i+1 >= len(testArgs) {
 			t.Fatalf("main_test.go builds without -ldflags: %q", testArgs)
 		}
 		if testLdflags := ldflagsSummary(testArgs[i+1]); !slices.Equal(testLdflags, dockerLdflags) {
-			t.Errorf("-ldflags differ: Dockerfile %q, main_test.go %q", dockerLdflags, testLdflags)
+			t.Errorf("-ldflags differ: %s %q, main_test.go %q", buildScript, dockerLdflags, testLdflags)
 		}
 		if dockerTags, testTags := buildTags(goBuild), flagValue(testArgs, "-tags"); dockerTags != testTags {
-			t.Errorf("-tags differ: Dockerfile %q, main_test.go %q", dockerTags, testTags)
+			t.Errorf("-tags differ: %s %q, main_test.go %q", buildScript, dockerTags, testTags)
 		}
 
 		// The -X targets exist in package main.
@@ -359,6 +435,38 @@ func TestDockerfile(t *testing.T) {
 	})
 }
 
+// TestCIBuildsArm64WithTheImageBuild: CI builds the linux/arm64 binary with
+// the build script the Dockerfile runs, not with flags of its own, and checks
+// what it built.
+func TestCIBuildsArm64WithTheImageBuild(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(moduleRoot(t), ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arm64 []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if slices.Contains(fields, "go") && slices.Contains(fields, "build") {
+			t.Errorf(".ci/run: %q builds with flags of its own; run %s", strings.TrimSpace(line), buildScript)
+		}
+		if slices.Contains(fields, buildScript) && slices.Contains(fields, "GOOS=linux") && slices.Contains(fields, "GOARCH=arm64") {
+			arm64 = append(arm64, line)
+		}
+	}
+	if len(arm64) != 1 {
+		t.Fatalf(".ci/run runs GOOS=linux GOARCH=arm64 bash %s %d times, want once", buildScript, len(arm64))
+	}
+	// It checks the binary's build information: the platform, and no cgo.
+	for _, want := range []string{"go version -m", `build\tGOARCH=arm64`, `build\tCGO_ENABLED=0`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf(".ci/run does not check %q of the arm64 binary", want)
+		}
+	}
+}
+
 // onDefaultPath reports whether dir is on the PATH of the distroless image.
 func onDefaultPath(dir string) bool {
 	return slices.Contains([]string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}, dir)
@@ -391,29 +499,31 @@ func TestDockerignore(t *testing.T) {
 			patterns = append(patterns, strings.TrimPrefix(line, "/"))
 		}
 	}
+	// The last pattern that matches a path or one of its parent
+	// directories decides; a "!" pattern keeps what it matches.
 	ignored := func(p string) bool {
+		out := false
 		for _, pat := range patterns {
-			if strings.HasPrefix(pat, "!") {
-				continue
-			}
-			// Patterns match a path or one of its parent directories.
+			keep := strings.HasPrefix(pat, "!")
+			pat = strings.TrimPrefix(pat, "!")
 			for q := p; q != "."; q = filepath.Dir(q) {
 				re := "^" + regexp.QuoteMeta(pat) + "$"
 				re = strings.ReplaceAll(re, `\*\*/`, `(.*/)?`)
 				re = strings.ReplaceAll(re, `\*`, `[^/]*`)
 				if regexp.MustCompile(re).MatchString(q) {
-					return true
+					out = !keep
+					break
 				}
 			}
 		}
-		return false
+		return out
 	}
-	for _, need := range []string{"go.mod", "go.sum", "cmd/obo-gateway/main.go", "internal/config/config.go", "proxy", "obo", "cache", "metrics"} {
+	for _, need := range []string{"go.mod", "go.sum", buildScript, "cmd/obo-gateway/main.go", "internal/config/config.go", "proxy", "obo", "cache", "metrics"} {
 		if ignored(need) {
 			t.Errorf(".dockerignore excludes %s, which the build needs", need)
 		}
 	}
-	for _, drop := range []string{".git", "charts/obo-gateway/Chart.yaml", "cmd/obo-gateway/main_test.go", "cmd/obo-gateway/testdata/valid.yaml"} {
+	for _, drop := range []string{".git", "hack/chart-check.sh", "charts/obo-gateway/Chart.yaml", "cmd/obo-gateway/main_test.go", "cmd/obo-gateway/testdata/valid.yaml"} {
 		if !ignored(drop) {
 			t.Errorf(".dockerignore keeps %s in the build context", drop)
 		}

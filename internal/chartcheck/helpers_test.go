@@ -15,10 +15,15 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// kubeVersion is passed to helm as --kube-version. A helm built with "go
-// install" assumes Kubernetes 1.20 otherwise (its release builds set a
-// recent default with ldflags), and the chart's native sidecar needs 1.29.
+// kubeVersion is the --kube-version most renders pass. A helm built with
+// "go install" assumes Kubernetes 1.20 otherwise (its release builds set a
+// recent default with ldflags), where gateway.nativeSidecar auto makes a
+// classic sidecar; the tests of both modes name their version.
 const kubeVersion = "1.33.0"
+
+// helmDefaultKube, as the kube argument of renderChart, passes no
+// --kube-version: helm assumes the version it was built with.
+const helmDefaultKube = "helm's default"
 
 // helmInstall tells how to get the helm the tests expect.
 const helmInstall = "go install helm.sh/helm/v3/cmd/helm@v3.22.0"
@@ -104,12 +109,16 @@ func helm(t *testing.T) string {
 	return helmBin
 }
 
-// renderChart runs helm template on chart with the values files (relative
-// to the chart unless absolute) and --set values, and returns the manifests,
-// or the error and helm's output.
-func renderChart(t *testing.T, chart string, valuesFiles []string, sets []string) (manifests, error) {
+// renderChart runs helm template on chart for Kubernetes kube (no
+// --kube-version for helmDefaultKube) with the values files (relative to
+// the chart unless absolute) and --set values, and returns the manifests, or
+// the error and helm's output.
+func renderChart(t *testing.T, chart, kube string, valuesFiles []string, sets []string) (manifests, error) {
 	t.Helper()
-	args := []string{"template", "release", chart, "--namespace", "apps", "--kube-version", kubeVersion}
+	args := []string{"template", "release", chart, "--namespace", "apps"}
+	if kube != helmDefaultKube {
+		args = append(args, "--kube-version", kube)
+	}
 	for _, f := range valuesFiles {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(chart, f)
@@ -128,11 +137,17 @@ func renderChart(t *testing.T, chart string, valuesFiles []string, sets []string
 	return splitManifests(t, stdout.Bytes()), nil
 }
 
-// render is renderChart of this repository's chart, failing the test when
-// helm fails.
+// render is renderChart of this repository's chart for kubeVersion,
+// failing the test when helm fails.
 func render(t *testing.T, valuesFiles []string, sets ...string) manifests {
 	t.Helper()
-	m, err := renderChart(t, chartDir(t), valuesFiles, sets)
+	return renderAt(t, kubeVersion, valuesFiles, sets...)
+}
+
+// renderAt is render for Kubernetes kube.
+func renderAt(t *testing.T, kube string, valuesFiles []string, sets ...string) manifests {
+	t.Helper()
+	m, err := renderChart(t, chartDir(t), kube, valuesFiles, sets)
 	if err != nil {
 		t.Fatal(err)
 	}

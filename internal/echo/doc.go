@@ -1,7 +1,9 @@
 // Package echo is the echo downstream API used by end-to-end tests and by
 // `obo-gateway dev`: it answers every request with a JSON description of
 // what it received, so a test can check what the gateway forwarded (method,
-// path, query, body and every header, in particular Authorization).
+// path, query, body and every header, in particular Authorization) and,
+// under "token", the claims of the bearer token it received, decoded without
+// checking the signature so that a person sees what token B is.
 //
 // Request headers, forwarded by the gateway like any other, change the
 // answer:

@@ -37,6 +37,9 @@ type Answer struct {
 	Body string `json:"body"`
 	// BodyBytes is the length of the request body in bytes.
 	BodyBytes int `json:"body_bytes"`
+	// Token is what the echo API reads of the bearer token in the
+	// Authorization header; nil when the request has none.
+	Token *Token `json:"token,omitempty"`
 }
 
 // NewHandler returns the echo handler. It answers every request, whatever
@@ -108,6 +111,7 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 		Headers:   r.Header,
 		Body:      string(body),
 		BodyBytes: len(body),
+		Token:     readToken(r.Header.Get("Authorization")),
 	})
 	if err != nil {
 		http.Error(w, "echo: "+err.Error(), http.StatusInternalServerError)

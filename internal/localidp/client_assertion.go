@@ -52,7 +52,7 @@ func (s *Server) verifyClientAssertion(client Client, cred clientCredential, end
 	if err := decodeSegment(parts[0], &h); err != nil {
 		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - the header is %v.]", err)
 	}
-	claims, ok := peekClaims(cred.assertion)
+	claims, ok := PeekClaims(cred.assertion)
 	if !ok {
 		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - the payload is not a JSON object.]")
 	}

@@ -212,8 +212,10 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	return claims, nil
 }
 
-// peekClaims decodes the payload of a compact JWT without verifying it.
-func peekClaims(token string) (map[string]any, bool) {
+// PeekClaims decodes the payload of a compact JWT without verifying its
+// signature, numbers kept as json.Number, and reports whether token is one.
+// It is for reading claims, never for trusting them.
+func PeekClaims(token string) (map[string]any, bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, false

@@ -19,8 +19,16 @@ In a parent chart's Deployment:
       annotations:
         {{- include "obo-gateway.sidecarPodAnnotations" $gw | nindent 8 }}
     spec:
-      initContainers:            # containers: when gateway.nativeSidecar is false
+      {{- if include "obo-gateway.sidecarNative" $gw }}
+      initContainers:
         {{- include "obo-gateway.sidecar" $gw | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: app
+          ...
+        {{- if not (include "obo-gateway.sidecarNative" $gw) }}
+        {{- include "obo-gateway.sidecar" $gw | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "obo-gateway.sidecarVolumes" $gw | nindent 8 }}
 
@@ -146,15 +154,39 @@ gateway.config.listen names (127.0.0.1 for localhost), and its port.
 {{- end }}
 
 {{/*
-The gateway's shutdown_delay: gateway.config.shutdown_delay when set, otherwise 5s for an ordinary
+"true" when the gateway runs as a native sidecar (an init container with restartPolicy: Always),
+"" when it runs as a classic second container. gateway.nativeSidecar: auto (the default, also when
+unset) picks native on Kubernetes 1.29 and later, where native sidecars are on by default; true
+forces it and fails the render on an older version (the gateway would be an init container that
+never ends, and the application would never start); false forces the classic container.
+*/}}
+{{- define "obo-gateway.sidecarNative" -}}
+{{- $mode := .gateway.nativeSidecar -}}
+{{- if kindIs "invalid" $mode }}{{ $mode = "auto" }}{{ end -}}
+{{- $kube := .root.Capabilities.KubeVersion.Version -}}
+{{- $supported := semverCompare ">=1.29.0-0" $kube -}}
+{{- if eq (toString $mode) "auto" -}}
+{{- if $supported }}true{{ end -}}
+{{- else if not (kindIs "bool" $mode) -}}
+{{- fail (printf "gateway.nativeSidecar: %q is not one of auto, true, false" (toString $mode)) -}}
+{{- else if $mode -}}
+{{- if not $supported -}}
+{{- fail (printf "gateway.nativeSidecar=true needs Kubernetes 1.29 or later, not %s: before 1.29 native sidecars are off by default, the gateway would be an init container that never ends and the application would never start. Use auto or false, or give helm template the cluster's version with --kube-version" $kube) -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+The gateway's shutdown_delay: gateway.config.shutdown_delay when set, otherwise 5s for a classic
 sidecar, which gets SIGTERM with the application and keeps serving while the application finishes
-its requests, and nothing for a native one.
+its requests, and nothing for a native one, which is stopped after the application has exited.
 */}}
 {{- define "obo-gateway.sidecarShutdownDelay" -}}
 {{- $cfg := .gateway.config | default dict -}}
 {{- if hasKey $cfg "shutdown_delay" -}}
 {{- $cfg.shutdown_delay -}}
-{{- else if not .gateway.nativeSidecar -}}
+{{- else if not (include "obo-gateway.sidecarNative" .) -}}
 5s
 {{- end -}}
 {{- end }}
@@ -283,8 +315,8 @@ azure.workload.identity/tenant-id: {{ $wi.tenantId | quote }}
 {{- end }}
 
 {{/*
-The sidecar container, as one list item for containers: or, with gateway.nativeSidecar,
-initContainers:.
+The sidecar container, as one list item for initContainers: when obo-gateway.sidecarNative says
+"true", for containers: otherwise.
 */}}
 {{- define "obo-gateway.sidecar" -}}
 {{- $g := .gateway -}}
@@ -295,7 +327,7 @@ initContainers:.
 - name: {{ $name }}
   image: {{ include "obo-gateway.image" $image | quote }}
   imagePullPolicy: {{ $g.image.pullPolicy | default "IfNotPresent" }}
-  {{- if $g.nativeSidecar }}
+  {{- if include "obo-gateway.sidecarNative" . }}
   restartPolicy: Always
   {{- end }}
   args:
