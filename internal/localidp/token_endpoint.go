@@ -57,7 +57,9 @@ type tokenRequest struct {
 	tenant   string // the tenant of the URL, a hosted one
 	endpoint string // the URL the request was sent to, the aud of client assertions
 	client   Client
-	auth     string // how the client authenticated, for IssuedToken.ClientAuth
+	auth     string         // how the client authenticated, for IssuedToken.ClientAuth
+	leg      AgentLeg       // the agent leg, or ""
+	agent    *AgentIdentity // the agent identity that is the client, or nil
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +75,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	defer s.trackInFlight()()
 	form, formErr := readTokenForm(w, r)
 	grant := form.Get("grant_type")
-	s.recordRequest(form, grant)
+	leg := s.legOf(form)
+	s.recordRequest(form, grant, leg)
 
 	if !s.wait(r.Context()) {
 		return
@@ -93,10 +96,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		out.err = formErr
 	case grant == "":
 		out.err = missingParameter("grant_type")
-	case grant != GrantOnBehalfOf && grant != GrantClientCredentials && grant != GrantTokenExchange:
+	case grant != GrantOnBehalfOf && grant != GrantClientCredentials && grant != GrantTokenExchange && grant != GrantUserFIC:
 		out.err = badRequest("unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", grant)
 	default:
-		out = s.grant(&tokenRequest{r: r, form: form, grant: grant, tenant: tenant, endpoint: s.baseURL + r.URL.Path})
+		out = s.grant(&tokenRequest{r: r, form: form, grant: grant, tenant: tenant, endpoint: s.baseURL + r.URL.Path, leg: leg})
 	}
 
 	attrs := []any{"grant", grant, "client_id", out.clientID, "oid", out.oid}
@@ -128,7 +131,7 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthEr
 }
 
 // recordRequest updates the request counters and remembers the form.
-func (s *Server) recordRequest(form url.Values, grant string) {
+func (s *Server) recordRequest(form url.Values, grant string, leg AgentLeg) {
 	var oid string
 	switch grant {
 	case GrantOnBehalfOf:
@@ -148,6 +151,9 @@ func (s *Server) recordRequest(form url.Values, grant string) {
 	defer s.recordMu.Unlock()
 	s.lastForm = cloneValues(form)
 	s.forms = append(s.forms, cloneValues(form))
+	if leg != "" {
+		s.legRequests[leg]++
+	}
 	if oid != "" {
 		s.oboRequestsBy[oid]++
 	}
@@ -185,7 +191,14 @@ func (s *Server) grant(tr *tokenRequest) tokenOutcome {
 	if err != nil {
 		return tokenOutcome{err: err}
 	}
-	client, auth, err := s.authenticateClient(cred, tr.endpoint)
+	var client Client
+	var auth string
+	if agent, ok := s.agents[cred.clientID]; ok {
+		tr.agent = &agent
+		client, auth, err = s.authenticateAgent(agent, cred, tr.tenant)
+	} else {
+		client, auth, err = s.authenticateClient(cred, tr.endpoint)
+	}
 	if err != nil {
 		return tokenOutcome{clientID: cred.clientID, err: err}
 	}
@@ -195,6 +208,8 @@ func (s *Server) grant(tr *tokenRequest) tokenOutcome {
 		return s.onBehalfOf(tr)
 	case GrantTokenExchange:
 		return s.tokenExchange(tr)
+	case GrantUserFIC:
+		return s.userFIC(tr)
 	}
 	return s.clientCredentials(tr)
 }
@@ -308,7 +323,7 @@ func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
 		out.err = err
 		return out
 	}
-	if out.err = behaviorError(s.behaviorFor(out.oid), client, scopes.resource); out.err != nil {
+	if out.err = behaviorError(s.behaviorFor(tr.leg, out.oid), client, scopes.resource); out.err != nil {
 		return out
 	}
 	if requestedType == TokenTypeSAML2 {
@@ -334,6 +349,9 @@ func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
 		"uti":    randomUTI(),
 		"ver":    "2.0",
 		"rh":     "0.localidp.",
+	}
+	if tr.agent != nil {
+		claims["xms_par_app_azp"] = tr.agent.Blueprint
 	}
 	for _, name := range []string{"name", "preferred_username", "upn"} {
 		if v, ok := user[name].(string); ok {
@@ -374,7 +392,7 @@ func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
 		return out
 	}
 	out.oid = s.servicePrincipalIDIn(tr.tenant, client)
-	if out.err = behaviorError(s.behaviorFor(""), client, scopes.resource); out.err != nil {
+	if out.err = behaviorError(s.behaviorFor(tr.leg, ""), client, scopes.resource); out.err != nil {
 		return out
 	}
 	now := time.Now()
@@ -395,6 +413,25 @@ func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
 		"uti":    randomUTI(),
 		"ver":    "2.0",
 		"rh":     "0.localidp.",
+	}
+	var legClaims map[string]any
+	switch {
+	case tr.leg == LegBlueprint:
+		legClaims, out.err = s.blueprintToken(tr, scopes)
+	case tr.agent != nil && tr.leg == LegAgentExchange:
+		legClaims = s.agentExchangeClaims(tr)
+	case tr.agent != nil:
+		legClaims = map[string]any{"xms_par_app_azp": tr.agent.Blueprint}
+	}
+	if out.err != nil {
+		return out
+	}
+	for k, v := range legClaims {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
 	}
 	out.resp, out.err = s.issue(tr, out.oid, scopes.requested, claims, exp)
 	return out
@@ -634,6 +671,8 @@ func behaviorError(b Behavior, client Client, resource string) *oauthError {
 			message:    fmt.Sprintf("The server is throttling requests from app '%s'. Retry after %d seconds.", client.ID, ceilSeconds(retry)),
 			retryAfter: retry,
 		}
+	case BehaviorInvalidClient:
+		return invalidClient(7000222, "The provided client secret keys for app '%s' are expired. Create new keys for your app, or consider using certificate credentials for added security.", client.ID)
 	case BehaviorServerError:
 		return &oauthError{
 			status: http.StatusServiceUnavailable, code: "temporarily_unavailable", aadsts: 90033,
