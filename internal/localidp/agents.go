@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -319,27 +320,11 @@ func (s *Server) userFIC(tr *tokenRequest) tokenOutcome {
 	if out.err = behaviorError(s.behaviorFor(tr.leg, user.ObjectID), tr.client, scopes.resource); out.err != nil {
 		return out
 	}
-	now := time.Now()
-	exp := now.Add(s.tokenLifetime)
-	claims := map[string]any{
-		"iss":                s.IssuerFor(tr.tenant),
-		"aud":                scopes.resource,
-		"iat":                now.Unix(),
-		"nbf":                now.Unix(),
-		"exp":                exp.Unix(),
-		"azp":                tr.client.ID,
-		"azpacr":             "2",
-		"idtyp":              "user",
-		"oid":                user.ObjectID,
-		"sub":                pairwiseSubject(user.ObjectID),
-		"tid":                tr.tenant,
-		"scp":                scopes.scp(),
-		"upn":                user.UPN,
-		"preferred_username": user.UPN,
-		"uti":                randomUTI(),
-		"ver":                "2.0",
-		"xms_par_app_azp":    tr.agent.Blueprint,
-	}
+	claims, exp := s.tokenClaims(tr, scopes.resource)
+	maps.Copy(claims, map[string]any{
+		"azpacr": "2", "idtyp": "user", "oid": user.ObjectID, "sub": pairwiseSubject(user.ObjectID), "scp": scopes.scp(),
+		"upn": user.UPN, "preferred_username": user.UPN, "xms_par_app_azp": tr.agent.Blueprint,
+	})
 	if user.Name != "" {
 		claims["name"] = user.Name
 	}

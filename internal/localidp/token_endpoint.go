@@ -331,25 +331,12 @@ func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
 		return out
 	}
 
-	now := time.Now()
-	exp := now.Add(s.tokenLifetime)
 	tid := tr.tenant
-	claims := map[string]any{
-		"iss":    s.IssuerFor(tid),
-		"aud":    scopes.resource,
-		"iat":    now.Unix(),
-		"nbf":    now.Unix(),
-		"exp":    exp.Unix(),
-		"azp":    client.ID,
-		"azpacr": "1",
-		"oid":    out.oid,
-		"sub":    user["sub"],
-		"tid":    tid,
-		"scp":    scopes.scp(),
-		"uti":    randomUTI(),
-		"ver":    "2.0",
-		"rh":     "0.localidp.",
-	}
+	claims, exp := s.tokenClaims(tr, scopes.resource)
+	claims["azpacr"] = "1"
+	claims["oid"] = out.oid
+	claims["sub"] = user["sub"]
+	claims["scp"] = scopes.scp()
 	if tr.agent != nil {
 		claims["xms_par_app_azp"] = tr.agent.Blueprint
 	}
@@ -395,25 +382,12 @@ func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
 	if out.err = behaviorError(s.behaviorFor(tr.leg, ""), client, scopes.resource); out.err != nil {
 		return out
 	}
-	now := time.Now()
-	exp := now.Add(s.tokenLifetime)
-	claims := map[string]any{
-		"iss":    s.IssuerFor(tr.tenant),
-		"aud":    scopes.resource,
-		"iat":    now.Unix(),
-		"nbf":    now.Unix(),
-		"exp":    exp.Unix(),
-		"azp":    client.ID,
-		"azpacr": "1",
-		"idtyp":  "app",
-		"oid":    out.oid,
-		"sub":    out.oid,
-		"tid":    tr.tenant,
-		"roles":  []string{"Default.Access"},
-		"uti":    randomUTI(),
-		"ver":    "2.0",
-		"rh":     "0.localidp.",
-	}
+	claims, exp := s.tokenClaims(tr, scopes.resource)
+	claims["azpacr"] = "1"
+	claims["idtyp"] = "app"
+	claims["oid"] = out.oid
+	claims["sub"] = out.oid
+	claims["roles"] = []string{"Default.Access"}
 	var legClaims map[string]any
 	switch {
 	case tr.leg == LegBlueprint:
@@ -435,6 +409,26 @@ func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
 	}
 	out.resp, out.err = s.issue(tr, out.oid, scopes.requested, claims, exp)
 	return out
+}
+
+// tokenClaims returns the claims of every access token the token endpoint
+// issues for resource to tr's client in tr's tenant, from now until the
+// returned expiry.
+func (s *Server) tokenClaims(tr *tokenRequest, resource string) (map[string]any, time.Time) {
+	now := time.Now()
+	exp := now.Add(s.tokenLifetime)
+	return map[string]any{
+		"iss": s.IssuerFor(tr.tenant),
+		"aud": resource,
+		"iat": now.Unix(),
+		"nbf": now.Unix(),
+		"exp": exp.Unix(),
+		"azp": tr.client.ID,
+		"tid": tr.tenant,
+		"uti": randomUTI(),
+		"ver": "2.0",
+		"rh":  "0.localidp.",
+	}, exp
 }
 
 // servicePrincipalID returns the stable object ID of a client's service
