@@ -5,7 +5,8 @@
 //
 // msal-agentic.js runs MsalTokenProvider's getAgenticApplicationToken (T1),
 // getAgenticInstanceToken (T2) and getAgenticUserToken (user_fic) with an
-// authority on localidp's loopback HTTPS URL; the Go test checks the tokens
+// authority on localidp's loopback HTTPS URL, with each blueprint credential
+// (secret, certificate, federated token file); the Go test checks the tokens
 // Microsoft's code obtained, then sends the gateway's requests for the same
 // legs and compares them with Microsoft's field by field, listing the
 // deliberate differences with their reasons.

@@ -3,7 +3,9 @@
 //
 //   node msal-agentic.js '<settings JSON>'
 //
-// settings: {authority, tenantId, blueprintId, secret, agentId, agentUserId, scopes}.
+// settings: {authority, tenantId, blueprintId, credential, agentId, agentUserId, scopes}, where
+// credential holds the blueprint's credential settings of MsalTokenProvider
+// ({clientSecret}, {certPemFile, certKeyFile} or {WIDAssertionFile}).
 // The process may only connect to loopback addresses: anything else is refused
 // before a socket opens, and MSAL's instance discovery (which Microsoft's code
 // sends to login.microsoftonline.com) is answered by the local identity
@@ -46,9 +48,9 @@ const { MsalTokenProvider } = require('@microsoft/agents-hosting')
 async function main () {
   const provider = new MsalTokenProvider({
     clientId: settings.blueprintId,
-    clientSecret: settings.secret,
     tenantId: settings.tenantId,
-    authority: settings.authority
+    authority: settings.authority,
+    ...settings.credential
   })
   const out = {}
   out.application = await provider.getAgenticApplicationToken(settings.tenantId, settings.agentId)

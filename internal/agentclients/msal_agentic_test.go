@@ -3,9 +3,14 @@ package agentclients
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"math/big"
 	"net/url"
 	"os"
 	"os/exec"
@@ -52,6 +57,9 @@ var deliberate = []difference{
 		"without case, and the normalised scope sets must be equal"},
 	{[]string{"agent_app"}, "scope", "the autonomous agent's token is the T2 request (getAgenticInstanceToken) for the " +
 		"route's resource instead of the token exchange resource; Microsoft's JavaScript client has no call for it"},
+	{[]string{"blueprint"}, "client_assertion.iat", "Microsoft's certificate assertion (getAssertionFromCert) carries iat, " +
+		"equal to nbf; the gateway's carries nbf and exp, as MSAL's does (compared in internal/conformance); RFC 7523 " +
+		"leaves iat optional and Entra does not require it"},
 	{msalNode, "x-client-SKU", msalTelemetry},
 	{msalNode, "x-client-VER", msalTelemetry},
 	{msalNode, "x-client-OS", msalTelemetry},
@@ -114,11 +122,49 @@ func requireNode(t *testing.T) string {
 	return node
 }
 
-func newIDP(t *testing.T) *localidp.Server {
+// blueprint is the blueprint's registration and credentials: a secret, a
+// certificate and a federated credential for a service account token.
+type blueprint struct {
+	certFile, keyFile, tokenFile string
+	cert                         *x509.Certificate
+}
+
+const serviceAccount = "system:serviceaccount:agents:blueprint"
+
+func newBlueprint(t *testing.T) *blueprint {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "blueprint"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	dir := t.TempDir()
+	b := &blueprint{cert: cert, certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key"), tokenFile: filepath.Join(dir, "token")}
+	writePEM(t, b.certFile, "CERTIFICATE", der)
+	writePEM(t, b.keyFile, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+	return b
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newIDP(t *testing.T, b *blueprint) *localidp.Server {
 	t.Helper()
 	idp, err := localidp.New(localidp.Options{
-		TLS:     true,
-		Clients: []localidp.Client{{ID: blueprintID, Secret: blueprintSecret, IdentifierURI: "api://blueprint"}},
+		TLS: true,
+		Clients: []localidp.Client{{ID: blueprintID, Secret: blueprintSecret, IdentifierURI: "api://blueprint",
+			Certificates:         []*x509.Certificate{b.cert},
+			FederatedCredentials: []localidp.FederatedCredential{{Subject: serviceAccount}}}},
 		AgentIdentities: []localidp.AgentIdentity{{ID: agentID, Blueprint: blueprintID,
 			Users: []localidp.AgentUser{{ObjectID: agentUserID, UPN: agentUPN}}}},
 	})
@@ -126,7 +172,37 @@ func newIDP(t *testing.T) *localidp.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
+	tok, err := idp.IssueServiceAccountToken(localidp.ServiceAccountToken{Subject: serviceAccount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b.tokenFile, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return idp
+}
+
+// credentials are the blueprint credentials both clients are run with: the
+// settings of MsalTokenProvider and the gateway's Credential.
+func (b *blueprint) credentials(t *testing.T) []struct {
+	name      string
+	microsoft map[string]string
+	gateway   obo.Credential
+} {
+	t.Helper()
+	cert, err := obo.NewCertificate(obo.CertificateConfig{CertFile: b.certFile, KeyFile: b.keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []struct {
+		name      string
+		microsoft map[string]string
+		gateway   obo.Credential
+	}{
+		{"secret", map[string]string{"clientSecret": blueprintSecret}, obo.ClientSecret(blueprintSecret)},
+		{"certificate", map[string]string{"certPemFile": b.certFile, "certKeyFile": b.keyFile}, cert},
+		{"federated token file", map[string]string{"WIDAssertionFile": b.tokenFile}, obo.AssertionFile(b.tokenFile)},
+	}
 }
 
 // microsoftTokens are the tokens MsalTokenProvider returned.
@@ -134,15 +210,14 @@ type microsoftTokens struct {
 	Application, Instance, User string
 }
 
-// runMicrosoft runs msal-agentic.js against idp and returns the tokens.
-func runMicrosoft(t *testing.T, node string, idp *localidp.Server) microsoftTokens {
+// runMicrosoft runs msal-agentic.js against idp with the blueprint's
+// credential settings and returns the tokens.
+func runMicrosoft(t *testing.T, node string, idp *localidp.Server, credential map[string]string) microsoftTokens {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "localidp-ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.TLSCertificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePEM(t, ca, "CERTIFICATE", idp.TLSCertificate().Raw)
 	settings, _ := json.Marshal(map[string]any{
-		"authority": idp.BaseURL(), "tenantId": idp.TenantID(), "blueprintId": blueprintID, "secret": blueprintSecret,
+		"authority": idp.BaseURL(), "tenantId": idp.TenantID(), "blueprintId": blueprintID, "credential": credential,
 		"agentId": agentID, "agentUserId": agentUserID, "scopes": []string{userScope},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -161,22 +236,55 @@ func runMicrosoft(t *testing.T, node string, idp *localidp.Server) microsoftToke
 	return out
 }
 
+// runGateway sends the gateway's requests for every leg (agent user and
+// autonomous agent tokens) with cred and returns them by leg.
+func runGateway(t *testing.T, idp *localidp.Server, cred obo.Credential) map[string]url.Values {
+	t.Helper()
+	store, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	c, err := obo.NewClient(obo.Config{ClientID: blueprintID, TokenEndpoint: idp.TokenEndpoint(), Credential: cred,
+		HTTPClient: idp.HTTPClient(), AgentCache: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(idp.TokenRequestForms())
+	ctx := context.Background()
+	if _, err := c.AgentToken(ctx, obo.AgentRequest{Flow: obo.FlowAgentUser, AgentID: agentID, UserID: agentUserID, Scopes: []string{userScope}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AgentToken(ctx, obo.AgentRequest{Flow: obo.FlowAgentApp, AgentID: agentID, Scopes: []string{appScope}}); err != nil {
+		t.Fatal(err)
+	}
+	return formsByLeg(idp.TokenRequestForms()[before:])
+}
+
 // claims decodes the payload of a JWT.
 func claims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	_, c := decodeJWT(t, tok)
+	return c
+}
+
+// decodeJWT decodes the header and the payload of a JWT.
+func decodeJWT(t *testing.T, tok string) (header, payload map[string]any) {
 	t.Helper()
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT (%d parts)", len(parts))
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
+	for i, dst := range []*map[string]any{&header, &payload} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatal(err)
+		}
 	}
-	var c map[string]any
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return header, payload
 }
 
 // formsByLeg returns the last form of each agent leg among forms.
@@ -192,10 +300,31 @@ func formsByLeg(forms []url.Values) map[string]url.Values {
 
 func TestMicrosoftAgentClientAgainstLocalIDP(t *testing.T) {
 	node := requireNode(t)
-	idp := newIDP(t)
-	tokens := runMicrosoft(t, node, idp)
+	b := newBlueprint(t)
+	idp := newIDP(t, b)
+	for _, cred := range b.credentials(t) {
+		t.Run(cred.name, func(t *testing.T) {
+			before := len(idp.TokenRequestForms())
+			tokens := runMicrosoft(t, node, idp, cred.microsoft)
+			checkMicrosoftTokens(t, idp, tokens)
+			microsoft := formsByLeg(idp.TokenRequestForms()[before:])
+			for _, leg := range []string{"blueprint", "agent_exchange", "agent_user"} {
+				if microsoft[leg] == nil {
+					t.Fatalf("Microsoft's client sent no %s request", leg)
+				}
+			}
+			// Microsoft's JavaScript client has no autonomous agent call
+			// for a resource: its nearest request is T2's.
+			microsoft["agent_app"] = microsoft["agent_exchange"]
+			compareLegs(t, microsoft, runGateway(t, idp, cred.gateway))
+		})
+	}
+}
 
-	// Each token is the one localidp issues for that leg.
+// checkMicrosoftTokens checks that each token Microsoft's client returned
+// is the one localidp issues for that leg.
+func checkMicrosoftTokens(t *testing.T, idp *localidp.Server, tokens microsoftTokens) {
+	t.Helper()
 	checks := []struct {
 		name  string
 		token string
@@ -214,79 +343,52 @@ func TestMicrosoftAgentClientAgainstLocalIDP(t *testing.T) {
 			}
 		}
 	}
-	if !strings.HasSuffix(claims(t, tokens.Application)["sub"].(string), "/"+agentID) {
-		t.Errorf("T1 sub %v does not name the agent identity", claims(t, tokens.Application)["sub"])
+	if sub, _ := claims(t, tokens.Application)["sub"].(string); !strings.HasSuffix(sub, "/"+agentID) {
+		t.Errorf("T1 sub %q does not name the agent identity", sub)
 	}
+}
 
-	microsoft := formsByLeg(idp.TokenRequestForms())
-	for _, leg := range []string{"blueprint", "agent_exchange", "agent_user"} {
-		if microsoft[leg] == nil {
-			t.Fatalf("Microsoft's client sent no %s request", leg)
-		}
-	}
-
-	// The gateway's requests for the same legs, on a fresh cache.
-	store, err := cache.New(cache.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	c, err := obo.NewClient(obo.Config{ClientID: blueprintID, TokenEndpoint: idp.TokenEndpoint(), Credential: obo.ClientSecret(blueprintSecret),
-		HTTPClient: idp.HTTPClient(), AgentCache: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := len(idp.TokenRequestForms())
-	ctx := context.Background()
-	if _, err := c.AgentToken(ctx, obo.AgentRequest{Flow: obo.FlowAgentUser, AgentID: agentID, UserID: agentUserID, Scopes: []string{userScope}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AgentToken(ctx, obo.AgentRequest{Flow: obo.FlowAgentApp, AgentID: agentID, Scopes: []string{appScope}}); err != nil {
-		t.Fatal(err)
-	}
-	gateway := formsByLeg(idp.TokenRequestForms()[before:])
-	// Microsoft's JavaScript client has no autonomous agent call for a
-	// resource: its nearest request is T2's.
-	microsoft["agent_app"] = microsoft["agent_exchange"]
-
+// compareLegs compares the gateway's request of each leg with Microsoft's,
+// field by field.
+func compareLegs(t *testing.T, microsoft, gateway map[string]url.Values) {
+	t.Helper()
 	for _, leg := range []string{"blueprint", "agent_exchange", "agent_user", "agent_app"} {
-		t.Run(leg, func(t *testing.T) {
-			ms, gw := microsoft[leg], gateway[leg]
-			if gw == nil {
-				t.Fatalf("the gateway sent no %s request", leg)
+		ms, gw := microsoft[leg], gateway[leg]
+		if gw == nil {
+			t.Errorf("the gateway sent no %s request", leg)
+			continue
+		}
+		fields := slices.Sorted(func(yield func(string) bool) {
+			for k := range ms {
+				yield(k)
 			}
-			fields := slices.Sorted(func(yield func(string) bool) {
-				for k := range ms {
+			for k := range gw {
+				if !ms.Has(k) {
 					yield(k)
-				}
-				for k := range gw {
-					if !ms.Has(k) {
-						yield(k)
-					}
-				}
-			})
-			for _, k := range fields {
-				if d := deliberateFor(leg, k); d != nil {
-					if ms.Has(k) == gw.Has(k) && ms.Get(k) == gw.Get(k) {
-						t.Errorf("%s is listed as a deliberate difference but is the same: %q", k, ms.Get(k))
-					}
-					checkDeliberate(t, leg, k, ms, gw)
-					continue
-				}
-				if ms.Has(k) != gw.Has(k) {
-					t.Errorf("%s: Microsoft sends it: %v, the gateway: %v, and no reason is listed", k, ms.Has(k), gw.Has(k))
-					continue
-				}
-				if !sameField(t, k, ms.Get(k), gw.Get(k)) {
-					t.Errorf("%s: Microsoft %q, gateway %q", k, abbreviate(ms.Get(k)), abbreviate(gw.Get(k)))
-				}
-			}
-			for _, d := range deliberate {
-				if slices.Contains(d.legs, leg) && !ms.Has(d.field) && !gw.Has(d.field) {
-					t.Errorf("%s is listed as a deliberate difference, but neither request has it", d.field)
 				}
 			}
 		})
+		for _, k := range fields {
+			if deliberateFor(leg, k) != nil {
+				if ms.Has(k) == gw.Has(k) && ms.Get(k) == gw.Get(k) {
+					t.Errorf("%s %s is listed as a deliberate difference but is the same: %q", leg, k, ms.Get(k))
+				}
+				checkDeliberate(t, leg, k, ms, gw)
+				continue
+			}
+			if ms.Has(k) != gw.Has(k) {
+				t.Errorf("%s %s: Microsoft sends it: %v, the gateway: %v, and no reason is listed", leg, k, ms.Has(k), gw.Has(k))
+				continue
+			}
+			if !sameField(t, leg, k, ms.Get(k), gw.Get(k)) {
+				t.Errorf("%s %s: Microsoft %q, gateway %q", leg, k, abbreviate(ms.Get(k)), abbreviate(gw.Get(k)))
+			}
+		}
+		for _, d := range deliberate {
+			if slices.Contains(d.legs, leg) && !strings.Contains(d.field, ".") && !ms.Has(d.field) && !gw.Has(d.field) {
+				t.Errorf("%s %s is listed as a deliberate difference, but neither request has it", leg, d.field)
+			}
+		}
 	}
 }
 
@@ -316,13 +418,17 @@ func deliberateFor(leg, field string) *difference {
 // and identifier.
 var tokenFields = []string{"client_assertion", "user_federated_identity_credential"}
 
-// sameField compares one form field of the two requests.
-func sameField(t *testing.T, field, ms, gw string) bool {
+// sameField compares one form field of the two requests of leg.
+func sameField(t *testing.T, leg, field, ms, gw string) bool {
 	t.Helper()
 	if !slices.Contains(tokenFields, field) || ms == "" || gw == "" {
 		return ms == gw
 	}
-	mc, gc := claims(t, ms), claims(t, gw)
+	mh, mc := decodeJWT(t, ms)
+	gh, gc := decodeJWT(t, gw)
+	if mh["x5t#S256"] != nil || gh["x5t#S256"] != nil {
+		return sameCertificateAssertion(t, leg, mh, mc, gh, gc)
+	}
 	for _, c := range []map[string]any{mc, gc} {
 		for _, k := range []string{"iat", "nbf", "exp", "uti"} {
 			delete(c, k)
@@ -335,6 +441,58 @@ func sameField(t *testing.T, field, ms, gw string) bool {
 		return false
 	}
 	return true
+}
+
+// sameCertificateAssertion compares two certificate client assertions: the
+// same header, naming the same certificate, and the same claims but for
+// jti (unique by design), the signing moment and the deliberate
+// differences listed as "client_assertion.<claim>".
+func sameCertificateAssertion(t *testing.T, leg string, mh, mc, gh, gc map[string]any) bool {
+	t.Helper()
+	same := true
+	mb, _ := json.Marshal(mh)
+	gb, _ := json.Marshal(gh)
+	if !bytes.Equal(mb, gb) {
+		t.Logf("assertion header: Microsoft %s, gateway %s", mb, gb)
+		same = false
+	}
+	for _, k := range slices.Compact(slices.Sorted(func(yield func(string) bool) {
+		for k := range mc {
+			yield(k)
+		}
+		for k := range gc {
+			yield(k)
+		}
+	})) {
+		_, inM := mc[k]
+		_, inG := gc[k]
+		switch {
+		case deliberateFor(leg, "client_assertion."+k) != nil:
+			if inM == inG {
+				t.Errorf("client_assertion.%s is listed as a deliberate difference, but both assertions have it or neither", k)
+			}
+		case inM != inG:
+			t.Logf("assertion claim %s: Microsoft has it: %v, the gateway: %v", k, inM, inG)
+			same = false
+		case k == "jti":
+			if mc[k] == gc[k] {
+				t.Log("both assertions have the same jti")
+				same = false
+			}
+		case k == "nbf" || k == "exp":
+		default:
+			if mc[k] != gc[k] {
+				t.Logf("assertion claim %s: Microsoft %v, gateway %v", k, mc[k], gc[k])
+				same = false
+			}
+		}
+	}
+	lifetime := func(c map[string]any) float64 { e, _ := c["exp"].(float64); n, _ := c["nbf"].(float64); return e - n }
+	if lifetime(mc) != lifetime(gc) {
+		t.Logf("assertion lifetime: Microsoft %vs, gateway %vs", lifetime(mc), lifetime(gc))
+		same = false
+	}
+	return same
 }
 
 func abbreviate(v string) string {
