@@ -80,7 +80,10 @@ type AgentRequest struct {
 // own error (an *Error, *UnavailableError or *CredentialError), so Outcome
 // and errors.As classify it as they classify a token request: a refused
 // blueprint credential is invalid_client, interaction required on the last
-// leg carries the claims challenge, a failing authority is unavailable.
+// leg carries the claims challenge, a failing authority is unavailable. An
+// earlier leg that needs interaction (consent for the blueprint or the
+// agent) is the operator's to fix, not the user's: relay a claims challenge
+// only when Final reports true.
 type AgentLegError struct {
 	// Leg is LegBlueprint, LegAgentExchange or the request's Flow (the
 	// last leg).
@@ -95,6 +98,10 @@ func (e *AgentLegError) Error() string { return "obo: agent leg " + e.Leg + ": "
 // Unwrap returns the leg's error.
 func (e *AgentLegError) Unwrap() error { return e.Err }
 
+// Final reports whether the failed leg was the flow's last one, whose
+// interaction-required answer the user can satisfy.
+func (e *AgentLegError) Final() bool { return e.Leg != LegBlueprint && e.Leg != LegAgentExchange }
+
 // errNoAgentCache is returned by the agent methods of a Client without
 // Config.AgentCache.
 var errNoAgentCache = errors.New("obo: agent flows need Config.AgentCache")
@@ -103,7 +110,8 @@ var errNoAgentCache = errors.New("obo: agent flows need Config.AgentCache")
 // an agent user token, T2), each served from Config.AgentCache and
 // refreshed ahead like token B, one exchange per key however many callers
 // ask at once, then sends the flow's last request, which it does not cache
-// (CachedAgentToken does). Failures are *AgentLegError values.
+// (CachedAgentToken does). Only the last request declares the client
+// capabilities and carries req.Claims. Failures are *AgentLegError values.
 func (c *Client) AgentToken(ctx context.Context, req AgentRequest) (*Token, error) {
 	endpoint, err := c.checkAgentRequest(req)
 	if err != nil {

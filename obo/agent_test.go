@@ -316,11 +316,13 @@ func TestAgentLegErrors(t *testing.T) {
 		behavior localidp.Behavior
 		wantLeg  string
 		outcome  string
+		final    bool
 	}{
-		{"blueprint credential refused", localidp.LegBlueprint, localidp.Behavior{Kind: localidp.BehaviorInvalidClient}, LegBlueprint, "invalid_client"},
-		{"consent required on user_fic", localidp.LegAgentUser, localidp.Behavior{Kind: localidp.BehaviorConsentRequired}, FlowAgentUser, "interaction_required"},
-		{"MFA on user_fic", localidp.LegAgentUser, localidp.Behavior{Kind: localidp.BehaviorMFA}, FlowAgentUser, "interaction_required"},
-		{"T2 unavailable", localidp.LegAgentExchange, localidp.Behavior{Kind: localidp.BehaviorServerError}, LegAgentExchange, "unavailable"},
+		{"blueprint credential refused", localidp.LegBlueprint, localidp.Behavior{Kind: localidp.BehaviorInvalidClient}, LegBlueprint, "invalid_client", false},
+		{"consent required on user_fic", localidp.LegAgentUser, localidp.Behavior{Kind: localidp.BehaviorConsentRequired}, FlowAgentUser, "interaction_required", true},
+		{"MFA on user_fic", localidp.LegAgentUser, localidp.Behavior{Kind: localidp.BehaviorMFA}, FlowAgentUser, "interaction_required", true},
+		{"consent required on T2", localidp.LegAgentExchange, localidp.Behavior{Kind: localidp.BehaviorConsentRequired}, LegAgentExchange, "interaction_required", false},
+		{"T2 unavailable", localidp.LegAgentExchange, localidp.Behavior{Kind: localidp.BehaviorServerError}, LegAgentExchange, "unavailable", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,6 +334,9 @@ func TestAgentLegErrors(t *testing.T) {
 			var le *AgentLegError
 			if !errors.As(err, &le) || le.Leg != tc.wantLeg {
 				t.Fatalf("error %v, want a failure of leg %s", err, tc.wantLeg)
+			}
+			if le.Final() != tc.final {
+				t.Errorf("Final = %v, want %v", le.Final(), tc.final)
 			}
 			if got := Outcome(err); got != tc.outcome {
 				t.Errorf("Outcome = %s, want %s", got, tc.outcome)
@@ -409,5 +414,24 @@ func TestAgentRequestChecks(t *testing.T) {
 	noCache := agentClient(t, p, ClientSecret(blueprintSecret), func(cfg *Config) { cfg.AgentCache = nil })
 	if _, err := noCache.AgentToken(context.Background(), ok); !errors.Is(err, errNoAgentCache) {
 		t.Errorf("without a cache: %v", err)
+	}
+}
+
+func TestAgentClaimsOnTheLastLegOnly(t *testing.T) {
+	p := newAgentIDP(t)
+	c := agentClient(t, p, ClientSecret(blueprintSecret), func(cfg *Config) { cfg.Capabilities = []string{"cp1"} })
+	challenge := `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`
+	if _, err := c.AgentToken(context.Background(), AgentRequest{Flow: FlowAgentUser, AgentID: agentA, Scopes: []string{graphRead}, UserID: userA, Claims: challenge}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := MergeClaims(c.capabilityClaims(), challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.TokenRequestForms() {
+		last := f.Get("grant_type") == GrantUserFIC
+		if got := f.Get("claims"); (got == want) != last || (!last && f.Has("claims")) {
+			t.Errorf("%s (fmi_path %v): claims %q", f.Get("grant_type"), f.Has("fmi_path"), got)
+		}
 	}
 }
