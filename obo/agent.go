@@ -111,12 +111,32 @@ var errNoAgentCache = errors.New("obo: agent flows need Config.AgentCache")
 // refreshed ahead like token B, one exchange per key however many callers
 // ask at once, then sends the flow's last request, which it does not cache
 // (CachedAgentToken does). Only the last request declares the client
-// capabilities and carries req.Claims. Failures are *AgentLegError values.
+// capabilities and carries req.Claims. Failures are *AgentLegError values;
+// when the authority refuses T1 or T2 as a credential (invalid_client),
+// both are dropped from the cache so that the next request fetches them
+// again.
 func (c *Client) AgentToken(ctx context.Context, req AgentRequest) (*Token, error) {
 	endpoint, err := c.checkAgentRequest(req)
 	if err != nil {
 		return nil, err
 	}
+	claims, err := MergeClaims(c.capabilityClaims(), req.Claims)
+	if err != nil {
+		return nil, fmt.Errorf("obo: claims: %w", err)
+	}
+	tok, err := c.agentToken(ctx, endpoint, claims, req)
+	var le *AgentLegError
+	var ae *Error
+	if errors.As(err, &le) && le.Leg != LegBlueprint && errors.As(err, &ae) && ae.ClientRejected() {
+		c.cfg.AgentCache.Delete(legKey(LegBlueprint, endpoint, req.AgentID))
+		c.cfg.AgentCache.Delete(legKey(LegAgentExchange, endpoint, req.AgentID))
+	}
+	return tok, err
+}
+
+// agentToken runs the legs of req at endpoint; claims is the claims
+// parameter of the last leg.
+func (c *Client) agentToken(ctx context.Context, endpoint, claims string, req AgentRequest) (*Token, error) {
 	t1, err := c.legToken(ctx, LegBlueprint, endpoint, req.AgentID, func(ctx context.Context) (*Token, error) {
 		return c.blueprintToken(ctx, endpoint, req.AgentID)
 	})
@@ -147,10 +167,6 @@ func (c *Client) AgentToken(ctx context.Context, req AgentRequest) (*Token, erro
 		} else {
 			form.Set("user_id", req.UserID)
 		}
-	}
-	claims, err := MergeClaims(c.capabilityClaims(), req.Claims)
-	if err != nil {
-		return nil, fmt.Errorf("obo: claims: %w", err)
 	}
 	if claims != "" {
 		form.Set("claims", claims)
@@ -269,7 +285,7 @@ func (c *Client) blueprintToken(ctx context.Context, endpoint, agentID string) (
 // legToken returns the token of one intermediate leg (T1 or T2) for
 // agentID at endpoint from Config.AgentCache, fetching it on a miss.
 func (c *Client) legToken(ctx context.Context, leg, endpoint, agentID string, fetch func(context.Context) (*Token, error)) (string, error) {
-	key := cache.AgentKey(leg, endpoint, agentID, "", cache.NormalizeScopes([]string{AgentExchangeScope}))
+	key := legKey(leg, endpoint, agentID)
 	e, _, err := c.cfg.AgentCache.Fetch(ctx, key, func(ctx context.Context) (*cache.Entry, error) {
 		tok, err := fetch(ctx)
 		if err != nil {
@@ -281,6 +297,12 @@ func (c *Client) legToken(ctx context.Context, leg, endpoint, agentID string, fe
 		return "", &AgentLegError{Leg: leg, Err: err}
 	}
 	return e.Token, nil
+}
+
+// legKey is the cache key of T1 (LegBlueprint) or T2 (LegAgentExchange)
+// for agentID at endpoint.
+func legKey(leg, endpoint, agentID string) string {
+	return cache.AgentKey(leg, endpoint, agentID, "", cache.NormalizeScopes([]string{AgentExchangeScope}))
 }
 
 // fingerprint returns the hex SHA-256 of parts, each length-prefixed so

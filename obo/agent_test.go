@@ -3,6 +3,8 @@ package obo
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -433,5 +435,36 @@ func TestAgentClaimsOnTheLastLegOnly(t *testing.T) {
 		if got := f.Get("claims"); (got == want) != last || (!last && f.Has("claims")) {
 			t.Errorf("%s (fmi_path %v): claims %q", f.Get("grant_type"), f.Has("fmi_path"), got)
 		}
+	}
+}
+
+func TestRefusedT1IsFetchedAgain(t *testing.T) {
+	p := newAgentIDP(t)
+	c := agentClient(t, p, ClientSecret(blueprintSecret))
+	req := AgentRequest{Flow: FlowAgentApp, AgentID: agentA, Scopes: []string{graphDefault}}
+	first, err := c.AgentToken(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Withdraw the key T1 was signed with: the cached T1 is refused.
+	if _, err := p.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	var head struct {
+		Kid string `json:"kid"`
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(strings.Split(first.AccessToken, ".")[0])
+	if err := json.Unmarshal(b, &head); err != nil {
+		t.Fatal(err)
+	}
+	p.RemoveKey(head.Kid)
+	if _, err := c.AgentToken(context.Background(), req); Outcome(err) != "invalid_client" {
+		t.Fatalf("with a withdrawn T1: %v", err)
+	}
+	if _, err := c.AgentToken(context.Background(), req); err != nil {
+		t.Fatalf("the next request did not fetch T1 again: %v", err)
+	}
+	if n := p.LegRequests(localidp.LegBlueprint); n != 2 {
+		t.Errorf("%d T1 requests, want 2", n)
 	}
 }
