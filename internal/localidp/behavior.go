@@ -76,7 +76,8 @@ type Behavior struct {
 }
 
 // SetUserBehavior programs the answer to On-Behalf-Of requests whose
-// (valid) assertion carries the object ID oid. It takes precedence over
+// (valid) assertion carries the object ID oid, and to user_fic requests for
+// the agent user oid. It takes precedence over
 // SetDefaultBehavior, so Behavior{Kind: BehaviorNormal} exempts a user from a
 // default behaviour. ClearUserBehavior removes the setting.
 func (s *Server) SetUserBehavior(oid string, b Behavior) {
