@@ -468,3 +468,21 @@ func TestRefusedT1IsFetchedAgain(t *testing.T) {
 		t.Errorf("%d T1 requests, want 2", n)
 	}
 }
+
+func TestForceRefreshExchangesTheLastLegOnly(t *testing.T) {
+	p := newAgentIDP(t)
+	c := agentClient(t, p, ClientSecret(blueprintSecret))
+	req := AgentRequest{Flow: FlowAgentApp, AgentID: agentA, Scopes: []string{graphDefault}}
+	first, _, err := c.CachedAgentToken(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ForceRefresh = true
+	again, res, err := c.CachedAgentToken(context.Background(), req)
+	if err != nil || res != cache.Miss || again.Token == first.Token {
+		t.Fatalf("forced refresh: %v %v; want a new token", res, err)
+	}
+	if app, t1 := p.LegRequests(localidp.LegAgentApp), p.LegRequests(localidp.LegBlueprint); app != 2 || t1 != 1 {
+		t.Errorf("%d app and %d T1 requests, want 2 and 1", app, t1)
+	}
+}
