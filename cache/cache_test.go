@@ -47,6 +47,9 @@ func TestKeysSeparateUsersAndScopes(t *testing.T) {
 		UserKey("t1", "u1", nil, "b"), UserKey("t1u", "1", nil, "a"), UserKey("t", "1u1", nil, "a"),
 		UserKey("t1", "u1", []string{"c1"}, "a"), UserKey("t1", "u1", []string{"c1", "c2"}, "a"),
 		AppKey("a"), AssertionKey([32]byte{1}, "a"), AssertionKey([32]byte{2}, "a"),
+		AgentKey("l", "t1", "g1", "", "a"), AgentKey("l", "t1", "g2", "", "a"), AgentKey("l", "t2", "g1", "", "a"),
+		AgentKey("m", "t1", "g1", "", "a"), AgentKey("l", "t1", "g1", "u1", "a"), AgentKey("l", "t1", "g1", "u2", "a"),
+		AgentKey("l", "t1", "g1u", "1", "a"), AgentKey("l", "t1", "g1", "", "b"),
 	}
 	if UserKey("t", "u", []string{"c2", "c1", "c1"}, "a") != UserKey("t", "u", []string{"c1", "c2"}, "a") {
 		t.Error("authentication contexts are not normalised")

@@ -69,3 +69,22 @@ func AssertionKey(assertionSum [32]byte, scopeSet string) string {
 func AppKey(scopeSet string) string {
 	return "a" + scopeSet
 }
+
+// AgentKey is the key of a token obtained for an agent identity (Microsoft
+// Entra Agent ID): leg names the exchange (the blueprint's token for the
+// agent, the agent's exchange token, or an agent flow), tenant where it was
+// sent, agentID the agent identity, subject a fingerprint of the agent user
+// or the calling user ("" for app tokens), then the normalised scope set.
+// Every part but the last is length-prefixed, and no AgentKey equals a
+// UserKey, AssertionKey or AppKey.
+func AgentKey(leg, tenant, agentID, subject, scopeSet string) string {
+	var b strings.Builder
+	b.Grow(len(leg) + len(tenant) + len(agentID) + len(subject) + len(scopeSet) + 16)
+	b.WriteByte('g')
+	writePrefixed(&b, leg)
+	writePrefixed(&b, tenant)
+	writePrefixed(&b, agentID)
+	writePrefixed(&b, subject)
+	b.WriteString(scopeSet)
+	return b.String()
+}

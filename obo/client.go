@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/cache"
 )
 
 // Grant types and parameters of the token requests.
@@ -91,6 +93,12 @@ type Config struct {
 	// an *UnavailableError wrapping ErrOverloaded. Zero means
 	// DefaultQueueTimeout; a negative value means no wait.
 	QueueTimeout time.Duration
+
+	// AgentCache holds the tokens of the agent flows (AgentToken): T1 and
+	// T2 always, the last leg's token with CachedAgentToken. It may be the
+	// cache of token B: agent keys never equal other keys. The agent
+	// methods fail without it.
+	AgentCache *cache.Cache
 
 	// OnRetry, when set, is called before each retry with the outcome of
 	// the failed attempt ("throttled", "unavailable" or "timeout").
@@ -321,23 +329,31 @@ func (c *Client) capabilityClaims() string {
 	return string(b)
 }
 
+// post sends form as the gateway itself (Config.ClientID with
+// Config.Credential).
 func (c *Client) post(ctx context.Context, endpoint string, form url.Values, scopes []string) (*Token, error) {
-	form.Set("client_id", c.cfg.ClientID)
+	return c.postAs(ctx, endpoint, c.cfg.ClientID, c.cfg.Credential, form, scopes)
+}
+
+// postAs sends form as the client clientID, authenticated by cred: the
+// gateway, or an agent identity with its blueprint's token.
+func (c *Client) postAs(ctx context.Context, endpoint, clientID string, cred Credential, form url.Values, scopes []string) (*Token, error) {
+	form.Set("client_id", clientID)
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	return c.exchange(ctx, func(ctx context.Context) (*Token, bool, error) {
-		return c.send(ctx, endpoint, form)
+		return c.send(ctx, endpoint, cred, form)
 	})
 }
 
 // send sends one token request and reports whether it reached the network.
 // The credential is applied to every attempt, so that each carries a fresh
 // client assertion (a new jti) and a rotated secret or federated token.
-func (c *Client) send(ctx context.Context, endpoint string, form url.Values) (*Token, bool, error) {
-	if err := c.cfg.Credential.Apply(ctx, endpoint, form); err != nil {
+func (c *Client) send(ctx context.Context, endpoint string, cred Credential, form url.Values) (*Token, bool, error) {
+	if err := cred.Apply(ctx, endpoint, form); err != nil {
 		return nil, false, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))

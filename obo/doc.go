@@ -11,6 +11,13 @@
 // or an AssertionFile (workload identity federation). A Presentation says
 // how token B is handed to a downstream API (Bearer, or SAML assertions).
 //
+// As an agent identity blueprint (Microsoft Entra Agent ID), a Client
+// obtains tokens as one of the blueprint's agent identities (AgentToken,
+// CachedAgentToken): T1, the blueprint's client credentials token for the
+// agent (fmi_path), authenticates the agent's app-only, On-Behalf-Of and
+// agent user (user_fic, with T2) requests. T1 and T2 are cached in
+// Config.AgentCache and refreshed ahead.
+//
 // A refusal by the authority is returned as an *Error that keeps every field
 // of the authority's error document, so callers can relay an MFA or
 // conditional-access claims challenge to the client unchanged. A failure to

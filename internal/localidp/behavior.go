@@ -33,6 +33,9 @@ const (
 	// BehaviorServerError answers 503 temporarily_unavailable (error_codes
 	// [90033]), with a Retry-After header when Behavior.RetryAfter is set.
 	BehaviorServerError
+	// BehaviorInvalidClient answers 401 invalid_client, error_codes
+	// [7000222]: the client's credential is refused (an expired secret).
+	BehaviorInvalidClient
 )
 
 // String returns the name of the kind, for example "MFA".
@@ -50,6 +53,8 @@ func (k BehaviorKind) String() string {
 		return "Throttle"
 	case BehaviorServerError:
 		return "ServerError"
+	case BehaviorInvalidClient:
+		return "InvalidClient"
 	default:
 		return fmt.Sprintf("BehaviorKind(%d)", int(k))
 	}
@@ -71,7 +76,8 @@ type Behavior struct {
 }
 
 // SetUserBehavior programs the answer to On-Behalf-Of requests whose
-// (valid) assertion carries the object ID oid. It takes precedence over
+// (valid) assertion carries the object ID oid, and to user_fic requests for
+// the agent user oid. It takes precedence over
 // SetDefaultBehavior, so Behavior{Kind: BehaviorNormal} exempts a user from a
 // default behaviour. ClearUserBehavior removes the setting.
 func (s *Server) SetUserBehavior(oid string, b Behavior) {
@@ -101,20 +107,24 @@ func (s *Server) ResetBehaviors() {
 	s.behaviorMu.Lock()
 	s.defaultBehavior = Behavior{}
 	clear(s.userBehaviors)
+	clear(s.legBehaviors)
 	s.nextBehavior, s.nextCount = Behavior{}, 0
 	s.behaviorMu.Unlock()
 	s.latency.Store(0)
 	s.hang.Store(false)
 }
 
-// behaviorFor returns the behaviour for a request; oid is empty for
-// app-only grants.
-func (s *Server) behaviorFor(oid string) Behavior {
+// behaviorFor returns the behaviour for a request of leg ("" outside the
+// agent flows); oid is empty for app-only grants.
+func (s *Server) behaviorFor(leg AgentLeg, oid string) Behavior {
 	s.behaviorMu.Lock()
 	defer s.behaviorMu.Unlock()
 	if s.nextCount > 0 {
 		s.nextCount--
 		return s.nextBehavior
+	}
+	if b, ok := s.legBehaviors[leg]; ok && leg != "" {
+		return b
 	}
 	if oid != "" {
 		if b, ok := s.userBehaviors[oid]; ok {

@@ -58,6 +58,20 @@
 // and ignored. With Options.IssueRefreshTokens answers carry an opaque
 // refresh_token, which is never accepted back; otherwise none is issued.
 //
+// Agent identities (Microsoft Entra Agent ID, Options.AgentIdentities)
+// belong to a registered Client, their blueprint, and have agent users. The
+// blueprint's client credentials request with fmi_path = <agent id> and scope
+// api://AzureADTokenExchange/.default yields T1 (aud TokenExchangeAppID, an
+// FMI sub naming blueprint and agent), for its own agents only. An agent
+// identity authenticates with T1 as its client_assertion (issued here, for
+// it, unexpired), for client credentials (T2 for the token exchange scope,
+// an app token with roles otherwise), for the On-Behalf-Of grant, and for
+// the user_fic grant, which takes T2 as user_federated_identity_credential
+// and username or user_id of one of the agent's users and issues that
+// user's delegated token (scp, oid, upn, azp = the agent, tid).
+// SetLegBehavior programs failures per leg; LegRequests counts each leg.
+// GET common/discovery/instance answers MSAL's instance discovery.
+//
 // Tests program the answers of the token endpoint with SetDefaultBehavior and
 // SetUserBehavior (multi-factor challenge, interaction or consent required,
 // throttling, server errors) and SetNextBehavior (a passing fault: the next

@@ -85,6 +85,10 @@ type Options struct {
 	// assertion whose jti it has already accepted. Entra accepts a signed
 	// assertion again until it expires, so this is off by default.
 	RejectAssertionReplay bool
+	// AgentIdentities are the agent identities (Microsoft Entra Agent ID)
+	// of the registered clients that are their blueprints, with their
+	// agent users.
+	AgentIdentities []AgentIdentity
 	// IssueRefreshTokens makes token answers carry a refresh_token (an
 	// opaque random string, recorded in IssuedToken.RefreshToken), as
 	// Entra does when offline_access is granted, so that tests can check
@@ -138,6 +142,7 @@ type Server struct {
 	rejectReplay  bool
 	refreshTokens bool
 	clients       map[string]Client
+	agents        map[string]AgentIdentity
 	firstClient   Client
 	tokenLifetime time.Duration
 	refreshIn     time.Duration
@@ -164,6 +169,7 @@ type Server struct {
 	behaviorMu      sync.Mutex
 	defaultBehavior Behavior
 	userBehaviors   map[string]Behavior
+	legBehaviors    map[AgentLeg]Behavior
 	nextBehavior    Behavior // for the next nextCount requests (SetNextBehavior)
 	nextCount       int
 
@@ -185,6 +191,7 @@ type Server struct {
 
 	recordMu      sync.Mutex
 	oboRequestsBy map[string]int64
+	legRequests   map[AgentLeg]int64
 	issued        []IssuedToken
 	lastForm      url.Values
 	forms         []url.Values // every token request's form, oldest first
@@ -203,7 +210,9 @@ func New(opts Options) (*Server, error) {
 		logger:        opts.Logger,
 		done:          make(chan struct{}),
 		userBehaviors: make(map[string]Behavior),
+		legBehaviors:  make(map[AgentLeg]Behavior),
 		oboRequestsBy: make(map[string]int64),
+		legRequests:   make(map[AgentLeg]int64),
 		tenants:       make(map[string]bool),
 		rejectReplay:  opts.RejectAssertionReplay,
 		refreshTokens: opts.IssueRefreshTokens,
@@ -235,6 +244,9 @@ func New(opts Options) (*Server, error) {
 		s.clients[c.ID] = c
 	}
 	s.firstClient = opts.Clients[0]
+	if err := s.registerAgents(opts.AgentIdentities); err != nil {
+		return nil, err
+	}
 	if s.tokenLifetime < 0 || s.refreshIn < 0 || s.clockSkew < 0 {
 		return nil, errors.New("localidp: TokenLifetime, RefreshIn and ClockSkew must not be negative")
 	}
@@ -278,6 +290,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
 	mux.HandleFunc("/{tenant}/oauth2/v2.0/token", s.handleToken)
+	mux.HandleFunc("GET /common/discovery/instance", s.handleInstanceDiscovery)
 	s.handler = mux
 	s.srvMu.Lock()
 	s.serve(ln)
@@ -443,6 +456,25 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"cloud_instance_name":             "microsoftonline.com",
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// handleInstanceDiscovery answers Entra's instance discovery
+// (common/discovery/instance), which MSAL asks before trusting an authority
+// that is not a known Microsoft cloud: this server's host is its own cloud,
+// with no aliases.
+func (s *Server) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+	host := strings.TrimPrefix(strings.TrimPrefix(s.baseURL, "https://"), "http://")
+	tenant := s.tenant
+	if u, err := url.Parse(r.URL.Query().Get("authorization_endpoint")); err == nil {
+		if seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); seg != "" && (s.tenants[strings.ToLower(seg)] || isMultiTenant(seg)) {
+			tenant = seg
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tenant_discovery_endpoint": s.AuthorityFor(tenant) + "/.well-known/openid-configuration",
+		"api-version":               "1.1",
+		"metadata":                  []map[string]any{{"preferred_network": host, "preferred_cache": host, "aliases": []string{host}}},
+	})
 }
 
 // handleV1Discovery serves the discovery document of the v1 endpoints,

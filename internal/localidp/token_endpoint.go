@@ -57,7 +57,9 @@ type tokenRequest struct {
 	tenant   string // the tenant of the URL, a hosted one
 	endpoint string // the URL the request was sent to, the aud of client assertions
 	client   Client
-	auth     string // how the client authenticated, for IssuedToken.ClientAuth
+	auth     string         // how the client authenticated, for IssuedToken.ClientAuth
+	leg      AgentLeg       // the agent leg, or ""
+	agent    *AgentIdentity // the agent identity that is the client, or nil
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +75,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	defer s.trackInFlight()()
 	form, formErr := readTokenForm(w, r)
 	grant := form.Get("grant_type")
-	s.recordRequest(form, grant)
+	leg := s.legOf(form)
+	s.recordRequest(form, grant, leg)
 
 	if !s.wait(r.Context()) {
 		return
@@ -93,10 +96,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		out.err = formErr
 	case grant == "":
 		out.err = missingParameter("grant_type")
-	case grant != GrantOnBehalfOf && grant != GrantClientCredentials && grant != GrantTokenExchange:
+	case grant != GrantOnBehalfOf && grant != GrantClientCredentials && grant != GrantTokenExchange && grant != GrantUserFIC:
 		out.err = badRequest("unsupported_grant_type", 70003, "The app requested an unsupported grant type '%s'.", grant)
 	default:
-		out = s.grant(&tokenRequest{r: r, form: form, grant: grant, tenant: tenant, endpoint: s.baseURL + r.URL.Path})
+		out = s.grant(&tokenRequest{r: r, form: form, grant: grant, tenant: tenant, endpoint: s.baseURL + r.URL.Path, leg: leg})
 	}
 
 	attrs := []any{"grant", grant, "client_id", out.clientID, "oid", out.oid}
@@ -128,7 +131,7 @@ func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthEr
 }
 
 // recordRequest updates the request counters and remembers the form.
-func (s *Server) recordRequest(form url.Values, grant string) {
+func (s *Server) recordRequest(form url.Values, grant string, leg AgentLeg) {
 	var oid string
 	switch grant {
 	case GrantOnBehalfOf:
@@ -148,6 +151,9 @@ func (s *Server) recordRequest(form url.Values, grant string) {
 	defer s.recordMu.Unlock()
 	s.lastForm = cloneValues(form)
 	s.forms = append(s.forms, cloneValues(form))
+	if leg != "" {
+		s.legRequests[leg]++
+	}
 	if oid != "" {
 		s.oboRequestsBy[oid]++
 	}
@@ -185,7 +191,14 @@ func (s *Server) grant(tr *tokenRequest) tokenOutcome {
 	if err != nil {
 		return tokenOutcome{err: err}
 	}
-	client, auth, err := s.authenticateClient(cred, tr.endpoint)
+	var client Client
+	var auth string
+	if agent, ok := s.agents[cred.clientID]; ok {
+		tr.agent = &agent
+		client, auth, err = s.authenticateAgent(agent, cred, tr.tenant)
+	} else {
+		client, auth, err = s.authenticateClient(cred, tr.endpoint)
+	}
 	if err != nil {
 		return tokenOutcome{clientID: cred.clientID, err: err}
 	}
@@ -195,6 +208,8 @@ func (s *Server) grant(tr *tokenRequest) tokenOutcome {
 		return s.onBehalfOf(tr)
 	case GrantTokenExchange:
 		return s.tokenExchange(tr)
+	case GrantUserFIC:
+		return s.userFIC(tr)
 	}
 	return s.clientCredentials(tr)
 }
@@ -308,7 +323,7 @@ func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
 		out.err = err
 		return out
 	}
-	if out.err = behaviorError(s.behaviorFor(out.oid), client, scopes.resource); out.err != nil {
+	if out.err = behaviorError(s.behaviorFor(tr.leg, out.oid), client, scopes.resource); out.err != nil {
 		return out
 	}
 	if requestedType == TokenTypeSAML2 {
@@ -316,24 +331,14 @@ func (s *Server) onBehalfOf(tr *tokenRequest) tokenOutcome {
 		return out
 	}
 
-	now := time.Now()
-	exp := now.Add(s.tokenLifetime)
 	tid := tr.tenant
-	claims := map[string]any{
-		"iss":    s.IssuerFor(tid),
-		"aud":    scopes.resource,
-		"iat":    now.Unix(),
-		"nbf":    now.Unix(),
-		"exp":    exp.Unix(),
-		"azp":    client.ID,
-		"azpacr": "1",
-		"oid":    out.oid,
-		"sub":    user["sub"],
-		"tid":    tid,
-		"scp":    scopes.scp(),
-		"uti":    randomUTI(),
-		"ver":    "2.0",
-		"rh":     "0.localidp.",
+	claims, exp := s.tokenClaims(tr, scopes.resource)
+	claims["azpacr"] = "1"
+	claims["oid"] = out.oid
+	claims["sub"] = user["sub"]
+	claims["scp"] = scopes.scp()
+	if tr.agent != nil {
+		claims["xms_par_app_azp"] = tr.agent.Blueprint
 	}
 	for _, name := range []string{"name", "preferred_username", "upn"} {
 		if v, ok := user[name].(string); ok {
@@ -374,30 +379,56 @@ func (s *Server) clientCredentials(tr *tokenRequest) tokenOutcome {
 		return out
 	}
 	out.oid = s.servicePrincipalIDIn(tr.tenant, client)
-	if out.err = behaviorError(s.behaviorFor(""), client, scopes.resource); out.err != nil {
+	if out.err = behaviorError(s.behaviorFor(tr.leg, ""), client, scopes.resource); out.err != nil {
 		return out
 	}
-	now := time.Now()
-	exp := now.Add(s.tokenLifetime)
-	claims := map[string]any{
-		"iss":    s.IssuerFor(tr.tenant),
-		"aud":    scopes.resource,
-		"iat":    now.Unix(),
-		"nbf":    now.Unix(),
-		"exp":    exp.Unix(),
-		"azp":    client.ID,
-		"azpacr": "1",
-		"idtyp":  "app",
-		"oid":    out.oid,
-		"sub":    out.oid,
-		"tid":    tr.tenant,
-		"roles":  []string{"Default.Access"},
-		"uti":    randomUTI(),
-		"ver":    "2.0",
-		"rh":     "0.localidp.",
+	claims, exp := s.tokenClaims(tr, scopes.resource)
+	claims["azpacr"] = "1"
+	claims["idtyp"] = "app"
+	claims["oid"] = out.oid
+	claims["sub"] = out.oid
+	claims["roles"] = []string{"Default.Access"}
+	var legClaims map[string]any
+	switch {
+	case tr.leg == LegBlueprint:
+		legClaims, out.err = s.blueprintToken(tr, scopes)
+	case tr.agent != nil && tr.leg == LegAgentExchange:
+		legClaims = s.agentExchangeClaims(tr)
+	case tr.agent != nil:
+		legClaims = map[string]any{"xms_par_app_azp": tr.agent.Blueprint}
+	}
+	if out.err != nil {
+		return out
+	}
+	for k, v := range legClaims {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
 	}
 	out.resp, out.err = s.issue(tr, out.oid, scopes.requested, claims, exp)
 	return out
+}
+
+// tokenClaims returns the claims of every access token the token endpoint
+// issues for resource to tr's client in tr's tenant, from now until the
+// returned expiry.
+func (s *Server) tokenClaims(tr *tokenRequest, resource string) (map[string]any, time.Time) {
+	now := time.Now()
+	exp := now.Add(s.tokenLifetime)
+	return map[string]any{
+		"iss": s.IssuerFor(tr.tenant),
+		"aud": resource,
+		"iat": now.Unix(),
+		"nbf": now.Unix(),
+		"exp": exp.Unix(),
+		"azp": tr.client.ID,
+		"tid": tr.tenant,
+		"uti": randomUTI(),
+		"ver": "2.0",
+		"rh":  "0.localidp.",
+	}, exp
 }
 
 // servicePrincipalID returns the stable object ID of a client's service
@@ -634,6 +665,8 @@ func behaviorError(b Behavior, client Client, resource string) *oauthError {
 			message:    fmt.Sprintf("The server is throttling requests from app '%s'. Retry after %d seconds.", client.ID, ceilSeconds(retry)),
 			retryAfter: retry,
 		}
+	case BehaviorInvalidClient:
+		return invalidClient(7000222, "The provided client secret keys for app '%s' are expired. Create new keys for your app, or consider using certificate credentials for added security.", client.ID)
 	case BehaviorServerError:
 		return &oauthError{
 			status: http.StatusServiceUnavailable, code: "temporarily_unavailable", aadsts: 90033,

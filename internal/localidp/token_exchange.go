@@ -69,7 +69,7 @@ func (s *Server) tokenExchange(tr *tokenRequest) tokenOutcome {
 		out.err = badRequest("invalid_target", 9002313, "Invalid target. [Reason - the scopes name no resource; send an audience.]")
 		return out
 	}
-	if out.err = behaviorError(s.behaviorFor(out.oid), client, aud); out.err != nil {
+	if out.err = behaviorError(s.behaviorFor(tr.leg, out.oid), client, aud); out.err != nil {
 		return out
 	}
 	ss.resource = aud
