@@ -108,6 +108,9 @@ routes:
 		t.Errorf("%d requests to the managed identity endpoint, want 1", n)
 	}
 	logs := g.logs.String()
+	if !strings.Contains(logs, `"msg":"client credential","credential":"managed identity (user-assigned `+miClient+`) from the App Service endpoint `+mi.AppServiceURL()+`"`) {
+		t.Errorf("the start-up log does not name the managed identity endpoint:\n%s", logs)
+	}
 	for _, secret := range append(mi.IssuedTokens(), mi.Header()) {
 		if strings.Contains(logs, secret) {
 			t.Error("the log shows the identity header or a managed identity token")
