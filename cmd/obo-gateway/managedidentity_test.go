@@ -2,13 +2,12 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
@@ -36,13 +35,8 @@ func TestServeWithManagedIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mi.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoSrv := &http.Server{Handler: echo.NewHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = echoSrv.Serve(ln) }()
-	t.Cleanup(func() { echoSrv.Close() })
+	echoSrv := httptest.NewServer(echo.NewHandler())
+	t.Cleanup(echoSrv.Close)
 
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -57,14 +51,14 @@ inbound:
 routes:
   - name: echo
     path_prefix: /echo
-    upstream: http://%s/api
+    upstream: %s/api
     scopes: [api://echo-api/Echo.Read]
   - name: app
     path_prefix: /app
-    upstream: http://%s/app
+    upstream: %s/app
     scopes: [api://echo-api/.default]
     flow: client_credentials
-`, idp.Authority(), drainClientID, miClient, drainAPI, ln.Addr(), ln.Addr())
+`, idp.Authority(), drainClientID, miClient, drainAPI, echoSrv.URL, echoSrv.URL)
 	identityEnv := []string{"IDENTITY_ENDPOINT=" + mi.AppServiceURL(), "IDENTITY_HEADER=" + mi.Header()}
 
 	path := filepath.Join(t.TempDir(), "obo-gateway.yaml")

@@ -1,8 +1,6 @@
 package localidp
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -36,16 +34,7 @@ func miGet(t *testing.T, u string, query url.Values, header map[string]string) a
 		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	a := answer{status: res.StatusCode, header: res.Header}
-	if err := json.Unmarshal(raw, &a.body); err != nil {
-		t.Fatalf("not JSON (%d): %s", res.StatusCode, raw)
-	}
-	return a
+	return readAnswer(t, res, err)
 }
 
 func TestManagedIdentityEndpointShapes(t *testing.T) {
@@ -139,18 +128,7 @@ func TestManagedIdentityTokenAsFederatedAssertion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := post(t, s, assertionForm(tc.assertion, user))
-			if a.status != tc.status {
-				t.Fatalf("status %d (%s), want %d", a.status, a.str("error_description"), tc.status)
-			}
-			if tc.code != 0 {
-				checkEntraError(t, a, tc.code)
-				return
-			}
-			issued := s.IssuedTokens()
-			if got := issued[len(issued)-1].ClientAuth; got != "federated "+s.Issuer()+" "+miObject {
-				t.Errorf("ClientAuth = %q", got)
-			}
+			checkFederatedAssertion(t, s, tc.assertion, user, tc.status, tc.code, "federated "+s.Issuer()+" "+miObject)
 		})
 	}
 }
