@@ -55,8 +55,8 @@ func FederatedAudience(tokenEndpoint string) string {
 }
 
 // Managed identity token lifetimes: a token is fetched again when less than
-// miRefreshBefore of it is left, and a token that could not be refreshed
-// stays in use until miUsableBefore before it expires.
+// miRefreshBefore of it is left, and stays in use while that fetch runs or
+// after it failed until miUsableBefore before it expires.
 const (
 	miRefreshBefore = 5 * time.Minute
 	miUsableBefore  = time.Minute
@@ -98,8 +98,8 @@ type ManagedIdentityConfig struct {
 // federated credential (issuer the tenant's login URL, subject the
 // identity's object id).
 //
-// The token is cached until shortly before it expires; concurrent requests
-// share one fetch. A failed fetch is a *CredentialError naming the endpoint
+// The token is cached until shortly before it expires and refreshed in the
+// background before that; concurrent requests share one fetch. A failed fetch is a *CredentialError naming the endpoint
 // and what it answered, never a token or the identity header. It is safe
 // for concurrent use.
 type ManagedIdentity struct {
@@ -180,8 +180,9 @@ func (m *ManagedIdentity) Apply(ctx context.Context, tokenEndpoint string, form 
 }
 
 // Token returns the managed identity's token for audience: the cached one,
-// or one fetched now. When a refresh fails, the previous token is returned
-// while it is still usable.
+// or one fetched now. Past its refresh time a token that is still usable is
+// returned at once while a new one is fetched in the background, so that
+// an endpoint failing then delays no exchange.
 func (m *ManagedIdentity) Token(ctx context.Context, audience string) (string, error) {
 	m.mu.Lock()
 	now := m.cfg.Now()
@@ -198,6 +199,9 @@ func (m *ManagedIdentity) Token(ctx context.Context, audience string) (string, e
 		go m.run(context.WithoutCancel(ctx), audience, f)
 	}
 	m.mu.Unlock()
+	if ok && now.Before(cached.usableTill) {
+		return cached.value, nil
+	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():
@@ -205,9 +209,6 @@ func (m *ManagedIdentity) Token(ctx context.Context, audience string) (string, e
 			"no answer from the %s endpoint %s before the deadline: %w", m.source, m.where(), ctx.Err())}
 	}
 	if f.err != nil {
-		if ok && m.cfg.Now().Before(cached.usableTill) {
-			return cached.value, nil
-		}
 		return "", f.err
 	}
 	return f.tok.value, nil

@@ -290,7 +290,8 @@ func TestManagedIdentityRefresh(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = start.Add(d); mu.Unlock() }
-	m, err := NewManagedIdentity(ManagedIdentityConfig{Endpoint: s.mi.AppServiceURL(), Header: s.mi.Header(), Now: clock, Retries: -1})
+	m, err := NewManagedIdentity(ManagedIdentityConfig{Endpoint: s.mi.AppServiceURL(), Header: s.mi.Header(), Now: clock, Retries: -1,
+		Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,21 +305,40 @@ func TestManagedIdentityRefresh(t *testing.T) {
 	if tok, err := get(); err != nil || tok != first || s.mi.Requests() != 1 {
 		t.Fatalf("before the refresh time: %v, new token %t, %d requests", err, tok != first, s.mi.Requests())
 	}
-	// A failed refresh keeps the token while it is usable ...
-	s.mi.SetFault(localidp.MIFaultServerError, -1)
+	// Past the refresh time the token is returned at once, and a failed
+	// refresh keeps it while it is usable ...
+	s.mi.SetFault(localidp.MIFaultHang, -1)
 	advance(23*time.Hour + 57*time.Minute)
+	begin := time.Now()
+	if tok, err := get(); err != nil || tok != first || time.Since(begin) > 500*time.Millisecond {
+		t.Fatalf("refresh time: %v after %s, new token %t", err, time.Since(begin), tok != first)
+	}
+	if !waitFor(func() bool { return s.mi.Requests() == 2 }) {
+		t.Fatalf("%d requests: no refresh in the background", s.mi.Requests())
+	}
 	if tok, err := get(); err != nil || tok != first || s.mi.Requests() != 2 {
-		t.Fatalf("failed refresh: %v, new token %t, %d requests", err, tok != first, s.mi.Requests())
+		t.Fatalf("refresh in progress: %v, new token %t, %d requests", err, tok != first, s.mi.Requests())
 	}
 	// ... and not in its last minute.
+	s.mi.SetFault(localidp.MIFaultServerError, -1)
 	advance(23*time.Hour + 59*time.Minute + 30*time.Second)
-	if _, err := get(); Outcome(err) != "credential_error" || !strings.Contains(err.Error(), "answered 500") {
+	if _, err := get(); Outcome(err) != "credential_error" {
 		t.Fatalf("failed refresh of an expiring token: %v", err)
 	}
 	s.mi.SetFault("", 0)
 	if tok, err := get(); err != nil || tok == first {
 		t.Fatalf("refresh: %v, new token %t", err, tok != first)
 	}
+}
+
+// waitFor reports whether cond holds within two seconds.
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }
 
 func TestManagedIdentityFailures(t *testing.T) {
