@@ -99,9 +99,9 @@ type ManagedIdentityConfig struct {
 // identity's object id).
 //
 // The token is cached until shortly before it expires and refreshed in the
-// background before that; concurrent requests share one fetch. A failed fetch is a *CredentialError naming the endpoint
-// and what it answered, never a token or the identity header. It is safe
-// for concurrent use.
+// background before that; concurrent requests share one fetch. A failed
+// fetch is a *CredentialError naming the endpoint and what it answered,
+// never a token or the identity header. It is safe for concurrent use.
 type ManagedIdentity struct {
 	cfg      ManagedIdentityConfig
 	endpoint *url.URL
