@@ -26,11 +26,12 @@ const AssertionLifetime = 10 * time.Minute
 
 // CredentialError reports that the gateway could not produce its own
 // client credential: a missing or empty secret, certificate or federated
-// token file, an unusable certificate. The request was not sent. Its
+// token file, an unusable certificate, a managed identity endpoint that
+// gave no token. The request was not sent. Its
 // message names the credential and the file but never contains the secret.
 type CredentialError struct {
-	// Credential names the kind: "secret_file", "certificate" or
-	// "assertion_file".
+	// Credential names the kind: "secret_file", "certificate",
+	// "assertion_file" or "managed_identity".
 	Credential string
 	// Err says what is wrong.
 	Err error

@@ -7,8 +7,10 @@
 // exchange goes to the token endpoint of the user's own tenant.
 //
 // The gateway authenticates with a Credential: ClientSecret, SecretFile, a
-// Certificate (signed client assertions, files reloaded when they change)
-// or an AssertionFile (workload identity federation). A Presentation says
+// Certificate (signed client assertions, files reloaded when they change),
+// an AssertionFile (workload identity federation) or a ManagedIdentity (the
+// Azure host's managed identity token as a federated assertion). A
+// Presentation says
 // how token B is handed to a downstream API (Bearer, or SAML assertions).
 //
 // As an agent identity blueprint (Microsoft Entra Agent ID), a Client

@@ -46,6 +46,12 @@ func runCheck(c *cli.Context) error {
 	for _, warning := range cfg.Warnings() {
 		fmt.Fprintln(w, "warning: "+warning)
 	}
+	if cfg.Client.ManagedIdentity != nil {
+		// Which endpoint serves the identity depends on the environment.
+		if cred, err := cfg.Credential(nil); err == nil {
+			fmt.Fprintf(w, "credential: %v\n", cred)
+		}
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROUTE\tPATH PREFIX\tUPSTREAM\tFLOW\tSCOPES")

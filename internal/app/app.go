@@ -382,6 +382,10 @@ func (a *App) buildHandler(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("app: client credential: %w", err)
 	}
+	if mi, ok := cred.(*obo.ManagedIdentity); ok {
+		// Which endpoint serves the identity depends on the environment.
+		a.log.Info("client credential", "credential", mi.String())
+	}
 	client, err := obo.NewClient(obo.Config{
 		ClientID:      cfg.Client.ID,
 		TokenEndpoint: md.TokenEndpoint,

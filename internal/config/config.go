@@ -139,7 +139,8 @@ const (
 )
 
 // Client is the gateway's own application registration. Exactly one
-// credential must be set: Secret, SecretFile, Certificate or AssertionFile.
+// credential must be set: Secret, SecretFile, Certificate, AssertionFile or
+// ManagedIdentity.
 //
 // The variables the AKS workload identity webhook injects are defaults: ID
 // from AZURE_CLIENT_ID, TenantID from AZURE_TENANT_ID and, when no
@@ -161,6 +162,9 @@ type Client struct {
 	// every exchange, because the token rotates. The default, when no other
 	// credential is configured, is AZURE_FEDERATED_TOKEN_FILE.
 	AssertionFile string `yaml:"assertion_file"`
+	// ManagedIdentity is the managed identity credential (Container Apps,
+	// App Service, VMs); nil when not configured.
+	ManagedIdentity *ManagedIdentity `yaml:"managed_identity"`
 	// Secret is the client secret itself, usually written as
 	// ${OBO_CLIENT_SECRET}. Use Config.ClientSecret to read the credential.
 	Secret string `yaml:"secret"`
@@ -407,6 +411,7 @@ func Parse(data []byte, file string, lookupEnv func(string) (string, bool)) (*Co
 	d.problems = problems
 	var c Config
 	d.decode(root, reflect.ValueOf(&c).Elem(), "")
+	c.applyManagedIdentity(d.lines["client.managed_identity"] > 0, lookupEnv)
 	c.applyEnvDefaults(lookupEnv)
 	c.applyDefaults(func(key string) bool { return d.set[key] })
 	for _, p := range c.validate() {
@@ -466,7 +471,7 @@ func (c *Config) applyEnvDefaults(lookupEnv func(string) (string, bool)) {
 	set("client.id", &c.Client.ID, EnvAzureClientID)
 	set("client.tenant_id", &c.Client.TenantID, EnvAzureTenantID)
 	cl := c.Client
-	if cl.Secret == "" && cl.SecretFile == "" && !cl.Certificate.Configured() {
+	if cl.Secret == "" && cl.SecretFile == "" && !cl.Certificate.Configured() && cl.ManagedIdentity == nil {
 		set("client.assertion_file", &c.Client.AssertionFile, EnvAzureFederatedTokenFile)
 	}
 	a := c.Authority

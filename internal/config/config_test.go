@@ -235,7 +235,7 @@ func TestParseProblems(t *testing.T) {
 			name: "certificate next to a secret",
 			data: strings.Replace(minimal, "  secret: ${OBO_CLIENT_SECRET}\n", "  certificate: {file: /nonexistent/tls.crt}\n  secret: x\n", 1),
 			want: Problems{
-				{File: "test.yaml", Line: 3, Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
+				{File: "test.yaml", Line: 3, Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found 2"},
 				{File: "test.yaml", Line: 5, Key: "client.certificate.file", Message: "read certificate file: open /nonexistent/tls.crt: no such file or directory"},
 			},
 		},
@@ -402,7 +402,7 @@ func TestParseInvalidFile(t *testing.T) {
 		{f, 5, "log.level", `"verbose" is not one of debug, info, warn, error`},
 		{f, 7, "authority.url", "must use https (http is allowed only for loopback hosts)"},
 		{f, 8, "authority.timeout", `"10" has no unit; add one, such as "10s" or "10ms"`},
-		{f, 9, "client", "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
+		{f, 9, "client", "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found 2"},
 		{f, 12, "client.secret_file", "open /nonexistent/obo-gateway/secret: no such file or directory"},
 		{f, 14, "inbound.audiences", "must not be empty"},
 		{f, 15, "inbound.algorithms[1]", `"HS256" is not allowed (symmetric algorithms are never accepted)`},

@@ -7,7 +7,7 @@ import (
 // Credential returns the gateway's client credential as configured:
 // obo.ClientSecret, obo.SecretFile, an *obo.Certificate (loaded now, read
 // again when its files change; onReload, which may be nil, hears of each
-// reload) or obo.AssertionFile.
+// reload), obo.AssertionFile or an *obo.ManagedIdentity.
 func (c *Config) Credential(onReload func(thumbprint string, err error)) (obo.Credential, error) {
 	cl := c.Client
 	switch {
@@ -18,6 +18,8 @@ func (c *Config) Credential(onReload func(thumbprint string, err error)) (obo.Cr
 			SendX5C:  bool(cl.Certificate.SendX5C),
 			OnReload: onReload,
 		})
+	case cl.ManagedIdentity != nil:
+		return c.managedIdentityCredential()
 	case cl.AssertionFile != "":
 		return obo.AssertionFile(cl.AssertionFile), nil
 	case cl.SecretFile != "":

@@ -76,7 +76,7 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 		}, nil},
 		{"assertion file", func(c *Config) { c.Client.Secret, c.Client.AssertionFile = "", token }, nil},
 		{"certificate and secret", func(c *Config) { c.Client.Certificate = Certificate{File: certFile, KeyFile: keyFile} },
-			Problems{{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"}}},
+			Problems{{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found 2"}}},
 		{"certificate without file", func(c *Config) { c.Client.Secret, c.Client.Certificate = "", Certificate{KeyFile: keyFile} },
 			Problems{{Key: "client.certificate.file", Message: "must be set: the PEM file with the certificate (and its chain)"}}},
 		{"encrypted key", func(c *Config) {

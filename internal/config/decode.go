@@ -111,6 +111,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer: // a section whose presence matters, such as managed_identity: {}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), key)
 	case reflect.Struct:
 		d.decodeStruct(n, v, key)
 	case reflect.Slice:

@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		minimal,
 		minimal + "    forward_cookies: true\n",
+		strings.Replace(minimal, "  secret: ${OBO_CLIENT_SECRET}\n", "  managed_identity: {client_id: ca11ab1e-0000-4000-8000-0000000000ca}\n", 1),
 		strings.Replace(minimal, "  audiences: [api://api-a]\n", "  audiences: [api://api-a]\n  strip_headers: [X-User, \"bad name\"]\n", 1),
 		"listen: 127.0.0.1:8080\nroutes:\n  - name: a\n bad: 1\n",
 		"base: &b {name: x, path_prefix: /x}\nroutes: [{<<: *b, upstream: ${UP}}, *b]\n",

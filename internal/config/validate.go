@@ -287,8 +287,12 @@ func (c *Config) validateClient(v *validator) {
 			v.add("client.secret_file", "%s", err)
 		}
 	}
+	if cl.ManagedIdentity != nil {
+		n++
+		c.validateManagedIdentity(v)
+	}
 	if n != 1 {
-		v.add("client", "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found %d", n)
+		v.add("client", "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found %d", n)
 	}
 }
 

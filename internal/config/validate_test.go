@@ -187,10 +187,10 @@ func TestValidateRules(t *testing.T) {
 		{"client id missing", func(c *Config) { c.Client.ID = "" },
 			Problems{{Key: "client.id", Message: "must be set (or set the environment variable AZURE_CLIENT_ID)"}}},
 		{"no credential", func(c *Config) { c.Client.Secret = "" },
-			Problems{{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 0"}}},
+			Problems{{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found 0"}}},
 		{"two credentials", func(c *Config) { c.Client.SecretFile = emptyFile },
 			Problems{
-				{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate or assertion_file), found 2"},
+				{Key: "client", Message: "exactly one credential must be set (secret, secret_file, certificate, assertion_file or managed_identity), found 2"},
 				{Key: "client.secret_file", Message: emptyFile + " is empty"},
 			}},
 		{"secret file missing", func(c *Config) { c.Client.Secret, c.Client.SecretFile = "", missing },

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -96,6 +97,9 @@ type options struct {
 	// authorityOf, when set, chooses authority.url from the identity
 	// provider (for example its organizations authority).
 	authorityOf func(*localidp.Server) string
+	// envOf, when set, adds environment variables that need the running
+	// identity provider (a managed identity endpoint's IDENTITY_ENDPOINT).
+	envOf func(*localidp.Server) map[string]string
 }
 
 func start(t *testing.T, o options) *env {
@@ -214,6 +218,13 @@ routes:
     upstream: http://127.0.0.1:1/
     scopes: [%s]
 %s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+	if o.envOf != nil {
+		o.env = maps.Clone(o.env)
+		if o.env == nil {
+			o.env = make(map[string]string)
+		}
+		maps.Copy(o.env, o.envOf(idp))
+	}
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml", func(k string) (string, bool) {
 		if k == "E2E_SECRET" {
 			return o.secret, true

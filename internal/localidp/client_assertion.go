@@ -178,6 +178,9 @@ func (s *Server) rememberJTI(id string, exp, now time.Time) *oauthError {
 
 // federatedIssuer returns the issuer a federated credential trusts.
 func (s *Server) federatedIssuer(fc FederatedCredential) string {
+	if fc.TenantIssuer {
+		return s.Issuer()
+	}
 	if fc.Issuer == "" {
 		return s.ServiceAccountIssuer()
 	}
@@ -185,12 +188,12 @@ func (s *Server) federatedIssuer(fc FederatedCredential) string {
 }
 
 // verifyFederated checks a federated token presented as a client assertion.
-// Tokens of the server's own service account issuer are checked against the
-// server's signing keys.
+// Tokens of the server's own service account issuer, and of its own issuer
+// (a managed identity's), are checked against the server's signing keys.
 func (s *Server) verifyFederated(client Client, token string, claims map[string]any) (string, *oauthError) {
 	iss, _ := claims["iss"].(string)
-	if iss != s.ServiceAccountIssuer() {
-		return "", invalidClient(700211, "No matching federated identity record found for presented assertion issuer '%s': this local identity provider can only verify tokens of its own issuer '%s'.", iss, s.ServiceAccountIssuer())
+	if iss != s.ServiceAccountIssuer() && iss != s.Issuer() {
+		return "", invalidClient(700211, "No matching federated identity record found for presented assertion issuer '%s': this local identity provider can only verify tokens of its own issuers '%s' and '%s'.", iss, s.ServiceAccountIssuer(), s.Issuer())
 	}
 	if _, err := s.verifySignature(token); err != nil {
 		return "", invalidClient(700027, "Client assertion failed signature validation. [Reason - %v.]", err)

@@ -271,18 +271,7 @@ func TestFederatedCredentials(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := post(t, s, assertionForm(tc.token(), user))
-			if a.status != tc.status {
-				t.Fatalf("status %d (%s), want %d", a.status, a.str("error_description"), tc.status)
-			}
-			if tc.code != 0 {
-				checkEntraError(t, a, tc.code)
-				return
-			}
-			issued := s.IssuedTokens()
-			if got := issued[len(issued)-1].ClientAuth; got != "federated "+s.ServiceAccountIssuer()+" "+subject {
-				t.Errorf("ClientAuth = %q", got)
-			}
+			checkFederatedAssertion(t, s, tc.token(), user, tc.status, tc.code, "federated "+s.ServiceAccountIssuer()+" "+subject)
 		})
 	}
 	// A tampered token (signature of another payload) is refused.
@@ -295,11 +284,36 @@ func TestFederatedCredentials(t *testing.T) {
 	}
 }
 
+// checkFederatedAssertion presents a federated token as the client
+// assertion of an On-Behalf-Of request for user and checks the answer: the
+// status, the AADSTS code of a refusal, or how the client authenticated.
+func checkFederatedAssertion(t *testing.T, s *Server, assertion, user string, status, code int, wantAuth string) {
+	t.Helper()
+	a := post(t, s, assertionForm(assertion, user))
+	if a.status != status {
+		t.Fatalf("status %d (%s), want %d", a.status, a.str("error_description"), status)
+	}
+	if code != 0 {
+		checkEntraError(t, a, code)
+		return
+	}
+	issued := s.IssuedTokens()
+	if got := issued[len(issued)-1].ClientAuth; got != wantAuth {
+		t.Errorf("ClientAuth = %q, want %q", got, wantAuth)
+	}
+}
+
 const guestTenant = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
 func postTo(t *testing.T, s *Server, endpoint string, form url.Values) answer {
 	t.Helper()
 	res, err := http.PostForm(endpoint, form)
+	return readAnswer(t, res, err)
+}
+
+// readAnswer reads a JSON answer.
+func readAnswer(t *testing.T, res *http.Response, err error) answer {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

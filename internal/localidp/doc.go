@@ -29,7 +29,10 @@
 // token endpoint, iss = sub = client id, lifetime at most ten minutes, jti;
 // replays refused with Options.RejectAssertionReplay), or with a federated
 // token (workload identity federation: IssueServiceAccountToken mints the
-// projected service account token a FederatedCredential trusts).
+// projected service account token a FederatedCredential trusts, and a
+// ManagedIdentityEndpoint, started with StartManagedIdentityEndpoint,
+// serves managed identity tokens in the App Service and IMDS shapes, which a
+// FederatedCredential with TenantIssuer trusts).
 //
 // Tokens are real RS256-signed JWTs whose claims follow Entra ID v2 access
 // tokens. Tests mint the user's token A with IssueToken (or sign arbitrary,

@@ -125,6 +125,11 @@ type FederatedCredential struct {
 	// Issuer is the iss the token must carry. Empty means the server's own
 	// ServiceAccountIssuer, whose tokens IssueServiceAccountToken mints.
 	Issuer string
+	// TenantIssuer trusts the server's Issuer() instead, as an application
+	// trusts a managed identity of its tenant (issuer
+	// https://login.microsoftonline.com/{tid}/v2.0, subject the identity's
+	// object id): the tokens of a ManagedIdentityEndpoint.
+	TenantIssuer bool
 	// Subject is the sub the token must carry, such as
 	// "system:serviceaccount:<namespace>:<name>".
 	Subject string
