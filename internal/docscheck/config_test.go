@@ -19,7 +19,8 @@ var unmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 // type t, as dotted paths from prefix. It follows the decoder's rules: a
 // struct field is a key by the name in its yaml tag; a type that
 // unmarshals itself is a value, as is a list of anything but structs; the
-// items of a list of structs are written name[].
+// items of a list of structs are written name[]; a pointer to a struct is
+// both a key and the parent of its fields.
 func configKeys(t reflect.Type, prefix string) []string {
 	var out []string
 	for i := range t.NumField() {
@@ -38,6 +39,11 @@ func configKeys(t reflect.Type, prefix string) []string {
 			out = append(out, key)
 		case ft.Kind() == reflect.Struct:
 			out = append(out, configKeys(ft, key)...)
+		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:
+			// A pointer tells "present, maybe empty" from "absent": the key
+			// is a value of its own as well as the parent of its fields.
+			out = append(out, key)
+			out = append(out, configKeys(ft.Elem(), key)...)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct &&
 			!reflect.PointerTo(ft.Elem()).Implements(unmarshaler):
 			out = append(out, configKeys(ft.Elem(), key+"[]")...)
