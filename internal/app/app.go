@@ -139,8 +139,10 @@ func New(opts Options) (*App, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnContext:       a.watch.connContext,
+		// OPTIONS * is answered by the gateway, not by Go with its own headers.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:                  a.watch.connContext,
 		ConnState: func(c net.Conn, s http.ConnState) {
 			a.watch.connState(c, s)
 			a.conns.connState(c, s)
@@ -169,11 +171,11 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
 // Run serves until ctx is cancelled, then reports not ready while it keeps
-// serving for the configured shutdown delay, each answer closing its
-// connection; stops accepting once the connections already queued are
-// taken; waits until every connection is answering its last request or has
-// been idle for idleGrace; lets in-flight requests finish within the
-// configured shutdown timeout; and releases everything.
+// serving for the configured shutdown delay; stops accepting once the
+// connections already queued are taken; from then on answers close their
+// connections; waits until every connection is answering its last request
+// or has been idle for idleGrace; lets in-flight requests finish within
+// the configured shutdown timeout; and releases everything.
 func (a *App) Run(ctx context.Context) error {
 	gwErr, adminErr := make(chan error, 1), make(chan error, 1)
 	go func() { gwErr <- a.srv.Serve(a.ln) }()
@@ -189,9 +191,7 @@ func (a *App) Run(ctx context.Context) error {
 	case serr := <-adminErr:
 		err = fmt.Errorf("app: serve admin: %w", serr)
 	}
-	// Not ready; every answer now closes its connection, so that the
-	// application's pool keeps none when the listener closes.
-	a.draining.Store(true)
+	a.draining.Store(true) // not ready
 	if delay := a.cfg.ShutdownDelay.D(); delay > 0 && err == nil {
 		// Still serving: the application may be finishing its own
 		// requests through the gateway.
@@ -220,6 +220,9 @@ func (a *App) Run(ctx context.Context) error {
 		case <-sctx.Done():
 		}
 	}
+	// Only now, with no new connection to take their place, answers close
+	// their connections.
+	a.conns.closing.Store(true)
 	if serr := a.conns.quiesce(sctx); serr != nil && err == nil {
 		err = fmt.Errorf("app: drain: %w", serr)
 	}
@@ -272,31 +275,42 @@ func (a *App) Ready() bool {
 }
 
 // serveGateway is the gateway listener's handler: the proxy handler once
-// the authority's metadata is loaded, 503 before. While draining, every
-// answer closes its connection.
+// the authority's metadata is loaded, 503 before; OPTIONS * is 404, as no
+// route can match it. Once the listener stopped accepting, every answer
+// closes its connection.
 func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	served(r)
-	if a.draining.Load() {
-		w.Header().Set("Connection", "close")
-		a.conns.tell(r)
+	a.conns.closeAfter(w, r)
+	if r.Method == http.MethodOptions && r.RequestURI == "*" {
+		a.refuse(w, r, http.StatusNotFound, "no_route",
+			`{"error":"not_found","error_description":"OPTIONS * names no route; the gateway answers only requests for a route's path"}`)
+		return
 	}
 	h := a.handler.Load()
 	if h == nil {
-		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()
-		a.metrics.BadRequests.WithLabelValues("starting").Inc()
-		if a.requestLog.Logs(http.StatusServiceUnavailable) {
-			a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
-				slog.String("reason", "starting"))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}` + "\n"))
+		a.refuse(w, r, http.StatusServiceUnavailable, "starting",
+			`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}`)
 		return
 	}
 	h.ServeHTTP(w, r)
+}
+
+// refuse answers r with status and the JSON body, counted as a bad request
+// for reason and logged as the request log says.
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, status int, reason, body string) {
+	a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
+	a.metrics.BadRequests.WithLabelValues(reason).Inc()
+	if a.requestLog.Logs(status) {
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+			slog.String("reason", reason))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
 }
 
 func (a *App) adminMux() http.Handler {

@@ -7,16 +7,19 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // The gateway listener drains without losing a request a client has
-// already sent: answers given while draining carry Connection: close, so
-// that clients stop reusing their connections; the listener stops
-// accepting only after the connections already in its accept queue are
-// taken and served; and a connection is closed under its client only once
-// it has been idle for idleGrace. Only then does http.Server.Shutdown run,
-// which drops any request it reads.
+// already sent: the listener stops accepting only after the connections
+// already in its accept queue are taken and served; then answers carry
+// Connection: close, so that clients stop reusing their connections (a new
+// one is refused); and a connection is closed under its client only once it
+// has been idle for idleGrace. Only then does http.Server.Shutdown run,
+// which drops any request it reads. Keep-alive stays on until the listener
+// is closed: connections opened to replace closed ones would race the
+// close.
 const (
 	// idleGrace is how long a kept-alive connection must have been idle,
 	// after the drain began, before it is closed without telling its
@@ -138,6 +141,10 @@ func dialable(addr net.Addr) string {
 
 // connTracker follows the gateway listener's connections for the drain.
 type connTracker struct {
+	// closing is set once the listener stopped accepting: answers close
+	// their connections.
+	closing atomic.Bool
+
 	mu    sync.Mutex
 	conns map[*watchedConn]*connRecord
 }
@@ -176,8 +183,13 @@ func (t *connTracker) connState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// tell records that the answer to r closes its connection.
-func (t *connTracker) tell(r *http.Request) {
+// closeAfter makes the answer to r close its connection once closing is
+// set, and records that its client was told.
+func (t *connTracker) closeAfter(w http.ResponseWriter, r *http.Request) {
+	if !t.closing.Load() {
+		return
+	}
+	w.Header().Set("Connection", "close")
 	wc, ok := r.Context().Value(connWatchKey{}).(*watchedConn)
 	if !ok {
 		return
