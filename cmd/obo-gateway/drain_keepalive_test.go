@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
 )
 
@@ -30,16 +28,10 @@ func TestDrainLosesNoKeepAliveRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
-	echoSrv := httptest.NewServer(echo.NewHandler())
-	defer echoSrv.Close()
+	idp, echoURL := drainParts(t)
 	for _, delay := range []time.Duration{0, 2 * time.Second} {
 		t.Run(fmt.Sprintf("shutdown_delay %s", delay), func(t *testing.T) {
-			keepAliveDrain(t, idp, echoSrv.URL, delay)
+			keepAliveDrain(t, idp, echoURL, delay)
 		})
 	}
 }
@@ -54,17 +46,7 @@ type postOutcome struct {
 }
 
 func keepAliveDrain(t *testing.T, idp *localidp.Server, echoURL string, delay time.Duration) {
-	g := startGateway(t, fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-shutdown_delay: %s
-shutdown_timeout: 10s
-log: {format: json}
-authority: {url: %s}
-client: {id: %s, secret: %s}
-inbound: {audiences: [%s]}
-routes:
-  - {name: echo, path_prefix: /echo, upstream: %s/api, scopes: [api://echo-api/Echo.Read]}
-`, delay, idp.Authority(), drainClientID, drainSecret, drainAPI, echoURL))
+	g := startGateway(t, delayedConfig(delay.String(), idp, echoURL))
 	const users, workers = 4, 32
 	tr := &http.Transport{MaxIdleConns: 2 * workers, MaxIdleConnsPerHost: 2 * workers, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()

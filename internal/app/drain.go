@@ -22,8 +22,8 @@ import (
 // close.
 const (
 	// idleGrace is how long a kept-alive connection must have been idle,
-	// after the drain began, before it is closed without telling its
-	// client.
+	// with no request arriving, before the drain closes it without telling
+	// its client: one just taken from a pool has its request sent by then.
 	idleGrace = time.Second
 	// quiescePoll is how often the connections are looked at while
 	// waiting for them to quiesce.
