@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/internal/ident"
 )
 
 // Grant types and parameters of the token requests.
@@ -374,7 +375,7 @@ func (c *Client) send(ctx context.Context, endpoint string, cred Credential, for
 	}
 	now := c.cfg.Now()
 	if res.StatusCode != http.StatusOK {
-		return nil, true, parseError(res, body, now)
+		return nil, true, parseError(res, body, now).scrub(secretScrubber(form))
 	}
 	tok, err := parseToken(body, now)
 	return tok, true, err
@@ -421,8 +422,14 @@ func parseToken(body []byte, now time.Time) (*Token, error) {
 	if tr.ExpiresIn <= 0 {
 		return nil, errors.New("obo: token response has no positive expires_in")
 	}
+	if !ident.IsB64Token(tr.AccessToken) {
+		return nil, errors.New("obo: token response: access_token is not a b64token (RFC 6750): it cannot be sent in a header")
+	}
 	if tr.TokenType == "" {
 		tr.TokenType = "Bearer"
+	}
+	if !ident.IsAuthScheme(tr.TokenType) {
+		return nil, errors.New("obo: token response: token_type is not an HTTP token (RFC 9110): it cannot be an authentication scheme")
 	}
 	t := &Token{
 		AccessToken: tr.AccessToken,

@@ -33,5 +33,6 @@
 // progress, refusing with ErrOverloaded after a queue timeout.
 //
 // Nothing in this package logs, and no error it returns contains token A,
-// token B or the client credential.
+// token B or the client credential: the authority's own error text has the
+// secrets of the request it answers replaced with Redacted.
 package obo

@@ -106,9 +106,10 @@ type breaker struct {
 
 	mu          sync.Mutex
 	state       BreakerState
-	consecutive int       // temporary faults in a row while closed
-	openUntil   time.Time // end of the open period
-	probing     bool      // the half-open probe is in flight
+	consecutive int         // temporary faults in a row while closed
+	openUntil   time.Time   // end of the open period
+	probing     bool        // the half-open probe is in flight
+	halfOpen    *time.Timer // reports half-open when the open period ends
 }
 
 func newBreaker(threshold int, openFor time.Duration, onState func(BreakerState)) *breaker {
@@ -233,6 +234,21 @@ func (b *breaker) open() {
 	b.consecutive = 0
 	b.openUntil = time.Now().Add(b.openFor)
 	b.setState(BreakerOpen)
+	// The state is reported when the open period ends, not when the
+	// next request comes.
+	if b.halfOpen != nil {
+		b.halfOpen.Stop()
+	}
+	b.halfOpen = time.AfterFunc(b.openFor, b.endOpenPeriod)
+}
+
+// endOpenPeriod turns an open breaker whose period is over half-open.
+func (b *breaker) endOpenPeriod() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == BreakerOpen && !time.Now().Before(b.openUntil) {
+		b.setState(BreakerHalfOpen)
+	}
 }
 
 // slots bounds the token requests in flight. A nil *slots has no bound.

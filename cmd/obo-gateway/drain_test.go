@@ -422,13 +422,7 @@ func describeFailure(err error, reused bool) string {
 // call it; then it drains and exits. Without the delay, new connections are
 // refused at once.
 func TestShutdownDelayKeepsServing(t *testing.T) {
-	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
-	echoSrv := httptest.NewServer(echo.NewHandler())
-	defer echoSrv.Close()
+	idp, echoURL := drainParts(t)
 	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: "late-caller", Audience: drainAPI, Scopes: []string{"access_as_user"}})
 	if err != nil {
 		t.Fatal(err)
@@ -438,16 +432,7 @@ func TestShutdownDelayKeepsServing(t *testing.T) {
 		delay string
 	}{{"no delay", "0s"}, {"two second delay", "2s"}, {"second signal during a long delay", "1m"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := startGateway(t, fmt.Sprintf(`listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-shutdown_delay: %s
-log: {format: json}
-authority: {url: %s}
-client: {id: %s, secret: %s}
-inbound: {audiences: [%s]}
-routes:
-  - {name: echo, path_prefix: /echo, upstream: %s/api, scopes: [api://echo-api/Echo.Read]}
-`, tc.delay, idp.Authority(), drainClientID, drainSecret, drainAPI, echoSrv.URL))
+			g := startGateway(t, delayedConfig(tc.delay, idp, echoURL))
 			// A new connection for every call, as a caller that
 			// arrives after SIGTERM would open.
 			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
@@ -512,6 +497,36 @@ routes:
 			}
 		})
 	}
+}
+
+// drainParts starts an identity provider that knows the gateway and an
+// echo API, both closed when t ends.
+func drainParts(t *testing.T) (*localidp.Server, string) {
+	t.Helper()
+	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: drainClientID, Secret: drainSecret, IdentifierURI: drainAPI}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	echoSrv := httptest.NewServer(echo.NewHandler())
+	t.Cleanup(echoSrv.Close)
+	return idp, echoSrv.URL
+}
+
+// delayedConfig is the configuration of a gateway with shutdown_delay
+// delay in front of the echo API at echoURL.
+func delayedConfig(delay string, idp *localidp.Server, echoURL string) string {
+	return fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+shutdown_delay: %s
+shutdown_timeout: 10s
+log: {format: json}
+authority: {url: %s}
+client: {id: %s, secret: %s}
+inbound: {audiences: [%s]}
+routes:
+  - {name: echo, path_prefix: /echo, upstream: %s/api, scopes: [api://echo-api/Echo.Read]}
+`, delay, idp.Authority(), drainClientID, drainSecret, drainAPI, echoURL)
 }
 
 // eventually polls cond every 20 ms until it holds, for at most d, and

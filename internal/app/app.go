@@ -41,10 +41,13 @@ type App struct {
 	metrics    *metrics.Metrics
 	cache      *cache.Cache
 
-	ln, adminLn   net.Listener
+	ln            *drainListener
+	adminLn       net.Listener
 	srv, adminSrv *http.Server
 	// watch counts the requests the gateway listener's server refuses.
 	watch *unreadWatch
+	// conns follows the gateway listener's connections for the drain.
+	conns *connTracker
 
 	// handler is nil until the authority's metadata is loaded.
 	handler  atomic.Pointer[proxy.Handler]
@@ -119,12 +122,13 @@ func New(opts Options) (*App, error) {
 		}
 		unreadable.Inc()
 	}}
-	a.ln, err = net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("app: listen %s: %w", cfg.Listen, err)
 	}
-	a.ln = watchedListener{a.ln}
+	a.ln = newDrainListener(watchedListener{ln}, ln.(*net.TCPListener))
+	a.conns = newConnTracker()
 	a.adminLn, err = net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		a.Close()
@@ -135,9 +139,14 @@ func New(opts Options) (*App, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnContext:       a.watch.connContext,
-		ConnState:         a.watch.connState,
+		// OPTIONS * is answered by the gateway, not by Go with its own headers.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:                  a.watch.connContext,
+		ConnState: func(c net.Conn, s http.ConnState) {
+			a.watch.connState(c, s)
+			a.conns.connState(c, s)
+		},
 	}
 	a.adminSrv = &http.Server{
 		Handler:           a.adminMux(),
@@ -162,39 +171,61 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 
 // Run serves until ctx is cancelled, then reports not ready while it keeps
-// serving for the configured shutdown delay, stops accepting requests, lets
-// in-flight requests finish within the configured shutdown timeout, and
-// releases everything.
+// serving for the configured shutdown delay; stops accepting once the
+// connections already queued are taken; from then on answers close their
+// connections; waits until every connection is answering its last request
+// or has been idle for idleGrace; lets in-flight requests finish within
+// the configured shutdown timeout; and releases everything.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- a.srv.Serve(a.ln) }()
-	go func() { errc <- a.adminSrv.Serve(a.adminLn) }()
+	gwErr, adminErr := make(chan error, 1), make(chan error, 1)
+	go func() { gwErr <- a.srv.Serve(a.ln) }()
+	go func() { adminErr <- a.adminSrv.Serve(a.adminLn) }()
 	a.log.Info("gateway listening", "listen", a.Addr(), "admin_listen", a.AdminAddr())
 
 	var err error
+	gwDone := false // the gateway's Serve returned
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
-		err = fmt.Errorf("app: serve: %w", err)
+	case serr := <-gwErr:
+		err, gwDone = fmt.Errorf("app: serve: %w", serr), true
+	case serr := <-adminErr:
+		err = fmt.Errorf("app: serve admin: %w", serr)
 	}
-	a.draining.Store(true)
+	a.draining.Store(true) // not ready
 	if delay := a.cfg.ShutdownDelay.D(); delay > 0 && err == nil {
-		// Not ready, still serving: the application may be finishing its
-		// own requests through the gateway. Each answer now closes its
-		// connection, so that none is idle in the application's pool
-		// when the listener closes.
+		// Still serving: the application may be finishing its own
+		// requests through the gateway.
 		a.log.Info("shutdown delayed: still accepting requests", "delay", delay.String())
-		a.srv.SetKeepAlivesEnabled(false)
 		select {
 		case <-time.After(delay):
-		case serr := <-errc:
-			err = fmt.Errorf("app: serve: %w", serr)
+		case serr := <-gwErr:
+			err, gwDone = fmt.Errorf("app: serve: %w", serr), true
+		case serr := <-adminErr:
+			err = fmt.Errorf("app: serve admin: %w", serr)
 		}
 	}
 	grace := a.cfg.ShutdownTimeout.D()
 	a.log.Info("shutting down", "grace", grace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if serr := a.ln.stopAccepting(time.Now().Add(grace / 2)); serr != nil {
+		a.log.Warn("the gateway listener closed without serving its accept queue", "error", serr.Error())
+	}
+	if !gwDone {
+		select {
+		case serr := <-gwErr:
+			if !isStoppedAccepting(serr) && err == nil {
+				err = fmt.Errorf("app: serve: %w", serr)
+			}
+		case <-sctx.Done():
+		}
+	}
+	// Only now, with no new connection to take their place, answers close
+	// their connections.
+	a.conns.closing.Store(true)
+	if serr := a.conns.quiesce(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("app: drain: %w", serr)
+	}
 	// The server may now read a request and drop it unserved: not the
 	// caller's fault.
 	a.watch.stopping.Store(true)
@@ -244,26 +275,42 @@ func (a *App) Ready() bool {
 }
 
 // serveGateway is the gateway listener's handler: the proxy handler once
-// the authority's metadata is loaded, 503 before.
+// the authority's metadata is loaded, 503 before; OPTIONS * is 404, as no
+// route can match it. Once the listener stopped accepting, every answer
+// closes its connection.
 func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	served(r)
+	a.conns.closeAfter(w, r)
+	if r.Method == http.MethodOptions && r.RequestURI == "*" {
+		a.refuse(w, r, http.StatusNotFound, "no_route",
+			`{"error":"not_found","error_description":"OPTIONS * names no route; the gateway answers only requests for a route's path"}`)
+		return
+	}
 	h := a.handler.Load()
 	if h == nil {
-		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()
-		a.metrics.BadRequests.WithLabelValues("starting").Inc()
-		if a.requestLog.Logs(http.StatusServiceUnavailable) {
-			a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
-				slog.String("reason", "starting"))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}` + "\n"))
+		a.refuse(w, r, http.StatusServiceUnavailable, "starting",
+			`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}`)
 		return
 	}
 	h.ServeHTTP(w, r)
+}
+
+// refuse answers r with status and the JSON body, counted as a bad request
+// for reason and logged as the request log says.
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, status int, reason, body string) {
+	a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
+	a.metrics.BadRequests.WithLabelValues(reason).Inc()
+	if a.requestLog.Logs(status) {
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+			slog.String("reason", reason))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
 }
 
 func (a *App) adminMux() http.Handler {

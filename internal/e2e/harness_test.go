@@ -253,6 +253,8 @@ routes:
 	e.done = make(chan error, 1)
 	go func() { e.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
+		// The drain waits for kept-alive connections to idle out.
+		http.DefaultClient.CloseIdleConnections()
 		cancel()
 		<-e.done
 	})

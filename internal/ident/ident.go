@@ -1,6 +1,7 @@
 // Package ident checks the shape of Microsoft identity platform
 // identifiers before they are put into a URL or an issuer: tenant names
-// (a tenant id or a verified domain) and GUIDs.
+// (a tenant id or a verified domain) and GUIDs; and the shape of tokens
+// and authentication schemes before they are put into a header.
 //
 // The checks are written out rather than compiled from regular
 // expressions: a bounded repetition such as [A-Za-z0-9.-]{0,126} compiles
