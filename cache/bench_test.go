@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/obo-gateway/obo-gateway/internal/heapstat"
+	"github.com/obo-gateway/obo-gateway/bench/heapstat"
 )
 
 func BenchmarkFetchHit(b *testing.B) {

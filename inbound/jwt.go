@@ -1,11 +1,8 @@
 package inbound
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 )
@@ -76,33 +73,4 @@ type payload struct {
 	PreferredUsername string `json:"preferred_username"`
 	Upn               string `json:"upn"`
 	UniqueName        string `json:"unique_name"`
-}
-
-// decodeSegment decodes one base64url JWT segment holding a JSON object.
-func decodeSegment(seg string, dst any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return errors.New("not base64url")
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return errors.New("not a JSON object")
-	}
-	if err := json.Unmarshal(b, dst); err != nil {
-		return fmt.Errorf("invalid JSON: %v", scrubJSONError(err))
-	}
-	return nil
-}
-
-// scrubJSONError keeps the kind of a JSON error but not the input it quotes.
-func scrubJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return "claim " + te.Field + " has the wrong type"
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return "syntax error"
-	}
-	return "claim has the wrong type"
 }

@@ -12,8 +12,13 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
+	"github.com/obo-gateway/obo-gateway/internal/safejson"
 )
+
+// DefaultAlgorithm is the signature algorithm accepted when
+// ValidatorConfig.Algorithms is empty: Entra signs access tokens with it.
+const DefaultAlgorithm = "RS256"
 
 // MaxTokenBytes bounds the size of token A; larger tokens are refused before
 // any parsing.
@@ -46,7 +51,7 @@ type ValidatorConfig struct {
 	// application id URI). Required.
 	Audiences []string
 	// Algorithms lists the accepted signature algorithms. Empty means
-	// RS256 only. "none" and the HMAC algorithms are never accepted.
+	// DefaultAlgorithm only. "none" and the HMAC algorithms are never accepted.
 	Algorithms []string
 	// ClockSkew is the tolerance applied to "exp" and "nbf".
 	ClockSkew time.Duration
@@ -90,7 +95,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		cfg.Now = time.Now
 	}
 	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = []string{"RS256"}
+		cfg.Algorithms = []string{DefaultAlgorithm}
 	}
 	v := &Validator{cfg: cfg, algs: make(map[string]jwa.SignatureAlgorithm)}
 	for _, t := range cfg.AllowedTenants {
@@ -140,7 +145,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	p64, _, _ := strings.Cut(rest, ".")
 
 	var h header
-	if err := decodeSegment(h64, &h); err != nil {
+	if err := safejson.DecodeSegment(h64, &h); err != nil {
 		return nil, "", reject(ReasonMalformed, "token header: %v", err)
 	}
 	alg, ok := v.algs[h.Alg]
@@ -152,7 +157,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	}
 
 	var p payload
-	if err := decodeSegment(p64, &p); err != nil {
+	if err := safejson.DecodeSegment(p64, &p); err != nil {
 		return nil, "", reject(ReasonMalformed, "token claims: %v", err)
 	}
 	now := v.cfg.Now()
@@ -227,7 +232,7 @@ func matchIssuer(tmpl, iss, tid string) bool {
 	if !strings.Contains(tmpl, tenantPlaceholder) {
 		return iss == tmpl
 	}
-	if !ident.IsTenantName(tid) { // what may be put into an issuer template
+	if !idshape.IsTenantName(tid) { // what may be put into an issuer template
 		return false
 	}
 	return iss == strings.ReplaceAll(tmpl, tenantPlaceholder, tid)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/obo-gateway/obo-gateway/internal/heapstat"
+	"github.com/obo-gateway/obo-gateway/bench/heapstat"
 )
 
 // countingKeys counts key lookups (one per signature verification) and

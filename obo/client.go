@@ -166,7 +166,11 @@ func NewClient(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// orDefault returns v, or def when v is zero. A negative v (off) is kept.
+// Off is the value of Config.Retries, BreakerFailures, MaxConcurrent or
+// QueueTimeout that turns the setting off; zero means its default.
+const Off = -1
+
+// orDefault returns v, or def when v is zero. A negative v (Off) is kept.
 func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {
 		return def

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/obo-gateway/obo-gateway/inbound"
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 func TestAuthorize(t *testing.T) {
 	h := &Handler{requiredScopes: []string{"access_as_user"}, requiredScope: "access_as_user"}
-	obo, app := &route{flow: FlowOnBehalfOf}, &route{flow: FlowClientCredentials}
+	onBehalf, app := &route{flow: obo.FlowOnBehalfOf}, &route{flow: obo.FlowClientCredentials}
 	delegated := &inbound.Claims{Scopes: []string{"access_as_user", "other"}}
 	for _, tc := range []struct {
 		name   string
@@ -19,11 +20,11 @@ func TestAuthorize(t *testing.T) {
 		claims *inbound.Claims
 		reason string // "" for accepted
 	}{
-		{"delegated", obo, delegated, ""},
+		{"delegated", onBehalf, delegated, ""},
 		{"delegated on a client credentials route", app, delegated, ""},
-		{"missing scope", obo, &inbound.Claims{Scopes: []string{"other"}}, inbound.ReasonScope},
+		{"missing scope", onBehalf, &inbound.Claims{Scopes: []string{"other"}}, inbound.ReasonScope},
 		{"missing scope on a client credentials route", app, &inbound.Claims{Scopes: []string{"other"}}, inbound.ReasonScope},
-		{"app-only on an on-behalf-of route", obo, &inbound.Claims{Roles: []string{"Jobs.Run"}}, inbound.ReasonAppOnly},
+		{"app-only on an on-behalf-of route", onBehalf, &inbound.Claims{Roles: []string{"Jobs.Run"}}, inbound.ReasonAppOnly},
 		{"app-only with a role", app, &inbound.Claims{Roles: []string{"Jobs.Run"}}, ""},
 		{"neither scopes nor roles", app, &inbound.Claims{}, inbound.ReasonAppOnly},
 	} {
@@ -39,7 +40,7 @@ func TestAuthorize(t *testing.T) {
 			t.Errorf("%s: err = %#v, want a 403 refusal %s naming the required scope", tc.name, err, tc.reason)
 		}
 	}
-	if err := (&Handler{}).authorize(obo, &inbound.Claims{Scopes: []string{"other"}}); err != nil {
+	if err := (&Handler{}).authorize(onBehalf, &inbound.Claims{Scopes: []string{"other"}}); err != nil {
 		t.Errorf("no required scopes: refused %v", err)
 	}
 }

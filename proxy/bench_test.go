@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/bench/heapstat"
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
-	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
 )

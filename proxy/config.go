@@ -16,13 +16,6 @@ type Exchanger interface {
 	Token(ctx context.Context, req obo.Request) (*obo.Token, error)
 }
 
-// Flows a route can use to obtain token B: the obo package's flows, which
-// the route hands to the exchanger as they are.
-const (
-	FlowOnBehalfOf        = obo.FlowOnBehalfOf
-	FlowClientCredentials = obo.FlowClientCredentials
-)
-
 // RouteConfig describes one downstream API.
 type RouteConfig struct {
 	// Name identifies the route in logs and metrics.
@@ -35,7 +28,7 @@ type RouteConfig struct {
 	Upstream string
 	// Scopes are requested for token B.
 	Scopes []string
-	// Flow is FlowOnBehalfOf (the default) or FlowClientCredentials.
+	// Flow is obo.FlowOnBehalfOf (the default) or obo.FlowClientCredentials.
 	Flow string
 	// Timeout bounds the wait for the downstream's response headers; zero
 	// means DefaultTimeout.

@@ -114,7 +114,7 @@ func (h *Handler) serve(st *request, r *http.Request) {
 func (h *Handler) badRequest(st *request, reason string, status int, code, description string) {
 	st.reason = reason
 	h.m.BadRequests.WithLabelValues(reason).Inc()
-	writeError(&st.w, status, "", errorBody{Error: code, Description: description})
+	WriteError(&st.w, status, "", ErrorBody{Error: code, Description: description})
 }
 
 // authorize applies the gateway's policy on token A for route rt: a
@@ -126,7 +126,7 @@ func (h *Handler) authorize(rt *route, c *inbound.Claims) error {
 		return &inbound.RejectError{Reason: reason, Description: description, Scope: h.requiredScope}
 	}
 	switch {
-	case c.AppOnly() && rt.flow == FlowOnBehalfOf:
+	case c.AppOnly() && rt.flow == obo.FlowOnBehalfOf:
 		return refuse(inbound.ReasonAppOnly, "an app-only token cannot be exchanged on behalf of a user")
 	case c.AppOnly() && len(c.Roles) == 0:
 		// Neither a user's delegated token nor an application granted a
@@ -144,7 +144,7 @@ func (h *Handler) authorize(rt *route, c *inbound.Claims) error {
 // claims and SHA-256).
 func (h *Handler) cacheKey(rt *route, c *inbound.Claims, sum [sha256.Size]byte) string {
 	switch {
-	case rt.flow == FlowClientCredentials:
+	case rt.flow == obo.FlowClientCredentials:
 		return rt.appKey
 	case h.keyMode == KeyAssertion:
 		return cache.AssertionKey(sum, rt.scopeSet)
@@ -191,7 +191,7 @@ func (h *Handler) exchange(ctx context.Context, st *request, claims string) (*ca
 	rt := st.route
 	req := obo.Request{Flow: rt.flow, Scopes: rt.scopes, Claims: claims,
 		Audience: rt.audience, RequestedTokenType: rt.requestedType}
-	if rt.flow != FlowClientCredentials {
+	if rt.flow != obo.FlowClientCredentials {
 		req.Assertion = st.raw
 		req.Tenant = st.tenant
 	}

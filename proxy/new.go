@@ -169,7 +169,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 				return
 			}
 			h.m.DownstreamErrors.WithLabelValues(rt.name).Inc()
-			writeError(w, http.StatusBadGateway, "", errorBody{
+			WriteError(w, http.StatusBadGateway, "", ErrorBody{
 				Error:       "bad_gateway",
 				Description: "the downstream API of route " + rt.name + " could not be reached",
 			})
@@ -186,9 +186,9 @@ func newRoute(rc RouteConfig) (*route, error) {
 	}
 	flow := rc.Flow
 	if flow == "" {
-		flow = FlowOnBehalfOf
+		flow = obo.FlowOnBehalfOf
 	}
-	if flow != FlowOnBehalfOf && flow != FlowClientCredentials {
+	if flow != obo.FlowOnBehalfOf && flow != obo.FlowClientCredentials {
 		return nil, fmt.Errorf("unknown flow %q", rc.Flow)
 	}
 	if len(rc.Scopes) == 0 && rc.Audience == "" {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -59,9 +60,11 @@ type RequestLine struct {
 }
 
 // Write logs line at info level to log, if l logs requests answered with
-// line.Status. Fields left empty or zero are left out, Route excepted.
+// line.Status; a request with no status (one the server could not read)
+// counts as a failure. Fields left empty or zero are left out, Route
+// excepted.
 func (l RequestLog) Write(ctx context.Context, log *slog.Logger, line RequestLine) {
-	if !l.Logs(line.Status) || !log.Enabled(ctx, slog.LevelInfo) {
+	if !l.Logs(cmp.Or(line.Status, http.StatusBadRequest)) || !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 8)

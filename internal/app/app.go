@@ -114,10 +114,7 @@ func New(opts Options) (*App, error) {
 
 	unreadable := m.BadRequests.WithLabelValues("unreadable")
 	a.watch = &unreadWatch{unread: func() {
-		if requestLog.Logs(http.StatusBadRequest) {
-			log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("route", "none"),
-				slog.String("reason", "unreadable"))
-		}
+		requestLog.Write(context.Background(), log, proxy.RequestLine{Route: "none", Reason: "unreadable"})
 		unreadable.Inc()
 	}}
 	a.ln, err = net.Listen("tcp", cfg.Listen)
@@ -252,16 +249,11 @@ func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), "5xx").Inc()
 		a.metrics.BadRequests.WithLabelValues("starting").Inc()
-		if a.requestLog.Logs(http.StatusServiceUnavailable) {
-			a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", http.StatusServiceUnavailable),
-				slog.String("reason", "starting"))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
+		a.requestLog.Write(r.Context(), a.log, proxy.RequestLine{Route: "none", Method: r.Method, Path: r.URL.Path,
+			Status: http.StatusServiceUnavailable, Reason: "starting"})
 		w.Header().Set("Retry-After", "5")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}` + "\n"))
+		proxy.WriteError(w, http.StatusServiceUnavailable, "", proxy.ErrorBody{Error: "temporarily_unavailable",
+			Description: "the gateway is starting: the authority's metadata is not loaded yet"})
 		return
 	}
 	h.ServeHTTP(w, r)
@@ -396,13 +388,12 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Capabilities:  cfg.Client.Capabilities,
 		Protocol:      cfg.Authority.Protocol,
 		DefaultTenant: cfg.Client.TenantID,
-		// In the file 0 turns a setting off; obo.Config says that with a
-		// negative value (its zero means the default).
-		Retries:         cmp.Or(cfg.Authority.Retries, -1),
-		BreakerFailures: cmp.Or(cfg.Authority.Breaker.Failures, -1),
+		// The file's defaults are obo's; a 0 written in the file is obo.Off.
+		Retries:         offIfZero(cfg.Authority.Retries),
+		BreakerFailures: offIfZero(cfg.Authority.Breaker.Failures),
 		BreakerOpenFor:  cfg.Authority.Breaker.OpenFor.D(),
-		MaxConcurrent:   cmp.Or(cfg.Authority.MaxConcurrentExchanges, -1),
-		QueueTimeout:    cmp.Or(cfg.Authority.QueueTimeout.D(), -1),
+		MaxConcurrent:   offIfZero(cfg.Authority.MaxConcurrentExchanges),
+		QueueTimeout:    offIfZero(cfg.Authority.QueueTimeout.D()),
 		OnRetry:         func(reason string) { a.metrics.AuthorityRetries.WithLabelValues(reason).Inc() },
 		OnBreakerState:  func(s obo.BreakerState) { a.metrics.BreakerState.Set(float64(s)) },
 		OnQueueReject:   a.metrics.ExchangeQueueRejections.Inc,
@@ -477,6 +468,15 @@ func (a *App) buildHandler(ctx context.Context) error {
 	a.handler.Store(h)
 	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
 	return nil
+}
+
+// offIfZero maps a resilience setting of the file onto obo.Config: Parse
+// fills in the defaults, so a 0 left is one the file wrote to turn it off.
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return obo.Off
+	}
+	return v
 }
 
 // newSecondLevel connects the Redis second level when cache.redis is
