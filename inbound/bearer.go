@@ -6,14 +6,10 @@ import (
 )
 
 // BearerToken returns the credential of the request's single
-// "Authorization: Bearer <credential>" header. The scheme is matched
-// case-insensitively (RFC 7235). It returns a *RejectError when the header
-// is missing, repeated or malformed. A header of another scheme (Basic,
-// say) counts as missing: RFC 6750 answers an unsupported authentication
-// method with a bare challenge, no error code.
-//
-// The credential's syntax, an RFC 6750 b64token, is checked by
-// Validator.Validate, not here: a token the VerifiedCache holds passed it.
+// "Authorization: Bearer <credential>" header, the scheme matched without
+// regard to case, or a *RejectError. Another scheme counts as no token (RFC
+// 6750: a bare challenge); the credential's b64token syntax is Validate's to
+// check, so a VerifiedCache hit does not scan it again.
 func BearerToken(h http.Header) (string, error) {
 	values := h.Values("Authorization")
 	switch len(values) {

@@ -250,8 +250,7 @@ func TestVerifiedCacheConcurrentTokens(t *testing.T) {
 	wg.Wait()
 	n := keys.lookups.Load()
 	t.Logf("%d signature checks for %d validations", n, 8*300)
-	// 60 tokens of about a kilobyte each in 48 KB: most, not all, fit (in
-	// 25 runs, 430 to 1020 checks).
+	// 60 tokens of about a kilobyte each in 48 KB: most, not all, fit.
 	if n >= 8*300*3/4 {
 		t.Errorf("%d signature checks for %d validations: fewer than a quarter were remembered", n, 8*300)
 	}
