@@ -37,13 +37,13 @@ func FuzzValidate(f *testing.F) {
 	s := newSigner(f, "k1")
 	now := time.Now()
 	v, err := NewValidator(ValidatorConfig{
-		Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: staticKeys{s.publicSet(f)},
+		Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: staticKeys{s.PublicSet(f)},
 		Now: func() time.Time { return now },
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	good := s.sign(f, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(now))
+	good := s.Sign(f, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(now))
 	f.Add(good)
 	f.Add(good[:len(good)-2])
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")

@@ -39,11 +39,11 @@ func newJWKSServer(t *testing.T) *jwksServer {
 
 func (j *jwksServer) publish(t *testing.T, s *signer, extra map[string]any) {
 	t.Helper()
-	k, err := jwk.Import(s.key.Public())
+	k, err := jwk.Import(s.Key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = k.Set(jwk.KeyIDKey, s.kid)
+	_ = k.Set(jwk.KeyIDKey, s.KID)
 	b, _ := json.Marshal(k)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -157,7 +157,7 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 	setJSON := func(signers ...*signer) []byte {
 		set := jwk.NewSet()
 		for _, s := range signers {
-			k, _ := s.publicSet(t).Key(0)
+			k, _ := s.PublicSet(t).Key(0)
 			_ = set.AddKey(k)
 		}
 		b, err := json.Marshal(set)

@@ -2,17 +2,13 @@ package inbound
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/obo-gateway/obo-gateway/internal/jwttest"
 )
 
 // staticKeys is a KeySource over a fixed set, for unit tests.
@@ -25,58 +21,15 @@ func (s staticKeys) Key(_ context.Context, kid string) (jwk.Key, error) {
 	return nil, ErrUnknownKey
 }
 
-type signer struct {
-	key *rsa.PrivateKey
-	kid string
-}
+type signer = jwttest.Signer
 
-func newSigner(t testing.TB, kid string) *signer {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &signer{key: k, kid: kid}
-}
+func newSigner(tb testing.TB, kid string) *signer { return jwttest.NewSigner(tb, kid) }
 
-func (s *signer) publicSet(t testing.TB) jwk.Set {
-	t.Helper()
-	k, err := jwk.Import(s.key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = k.Set(jwk.KeyIDKey, s.kid)
-	set := jwk.NewSet()
-	_ = set.AddKey(k)
-	return set
-}
+const testIssuer = jwttest.Issuer
 
-func seg(v any) string {
-	b, _ := json.Marshal(v)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func seg(v any) string { return jwttest.Segment(v) }
 
-// sign builds a compact JWS by hand so tests can forge any header.
-func (s *signer) sign(t testing.TB, header map[string]any, claims map[string]any) string {
-	t.Helper()
-	in := seg(header) + "." + seg(claims)
-	sum := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-const testIssuer = "https://login.example/tenant/v2.0"
-
-func goodClaims(now time.Time) map[string]any {
-	return map[string]any{
-		"iss": testIssuer, "aud": "api://a", "sub": "s1", "oid": "o1", "tid": "t1",
-		"scp": "access_as_user other", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix(),
-		"iat": now.Add(-time.Minute).Unix(),
-	}
-}
+func goodClaims(now time.Time) map[string]any { return jwttest.GoodClaims(now) }
 
 func TestValidate(t *testing.T) {
 	now := time.Now()
@@ -84,7 +37,7 @@ func TestValidate(t *testing.T) {
 	other := newSigner(t, "k1") // same kid, different key: another tenant's key set
 	v, err := NewValidator(ValidatorConfig{
 		Issuer: testIssuer, Audiences: []string{"api://a", "client-id"},
-		ClockSkew: time.Minute, Keys: staticKeys{good.publicSet(t)}, Now: func() time.Time { return now },
+		ClockSkew: time.Minute, Keys: staticKeys{good.PublicSet(t)}, Now: func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,30 +62,30 @@ func TestValidate(t *testing.T) {
 		token  string
 		reason string
 	}{
-		{"valid", good.sign(t, hdr, goodClaims(now)), ""},
-		{"aud array with match", good.sign(t, hdr, with("aud", []string{"x", "client-id"})), ""},
-		{"aud array without match", good.sign(t, hdr, with("aud", []string{"x", "y"})), ReasonAudience},
-		{"wrong aud", good.sign(t, hdr, with("aud", "https://graph.microsoft.com")), ReasonAudience},
-		{"expired", good.sign(t, hdr, with("exp", now.Add(-2*time.Minute).Unix())), ReasonExpired},
-		{"expired within skew", good.sign(t, hdr, with("exp", now.Add(-30*time.Second).Unix())), ""},
-		{"not yet valid", good.sign(t, hdr, with("nbf", now.Add(10*time.Minute).Unix())), ReasonNotYetValid},
-		{"missing exp", good.sign(t, hdr, with("exp", nil)), ReasonMalformed},
-		{"exp as string", good.sign(t, hdr, with("exp", "9999999999")), ReasonMalformed},
-		{"wrong issuer", good.sign(t, hdr, with("iss", "https://evil/")), ReasonIssuer},
-		{"issuer trailing slash", good.sign(t, hdr, with("iss", testIssuer+"/")), ReasonIssuer},
-		{"issuer case", good.sign(t, hdr, with("iss", strings.ToUpper(testIssuer))), ReasonIssuer},
-		{"unknown kid", good.sign(t, map[string]any{"alg": "RS256", "kid": "k9"}, goodClaims(now)), ReasonSignature},
-		{"other key same kid", other.sign(t, hdr, goodClaims(now)), ReasonSignature},
+		{"valid", good.Sign(t, hdr, goodClaims(now)), ""},
+		{"aud array with match", good.Sign(t, hdr, with("aud", []string{"x", "client-id"})), ""},
+		{"aud array without match", good.Sign(t, hdr, with("aud", []string{"x", "y"})), ReasonAudience},
+		{"wrong aud", good.Sign(t, hdr, with("aud", "https://graph.microsoft.com")), ReasonAudience},
+		{"expired", good.Sign(t, hdr, with("exp", now.Add(-2*time.Minute).Unix())), ReasonExpired},
+		{"expired within skew", good.Sign(t, hdr, with("exp", now.Add(-30*time.Second).Unix())), ""},
+		{"not yet valid", good.Sign(t, hdr, with("nbf", now.Add(10*time.Minute).Unix())), ReasonNotYetValid},
+		{"missing exp", good.Sign(t, hdr, with("exp", nil)), ReasonMalformed},
+		{"exp as string", good.Sign(t, hdr, with("exp", "9999999999")), ReasonMalformed},
+		{"wrong issuer", good.Sign(t, hdr, with("iss", "https://evil/")), ReasonIssuer},
+		{"issuer trailing slash", good.Sign(t, hdr, with("iss", testIssuer+"/")), ReasonIssuer},
+		{"issuer case", good.Sign(t, hdr, with("iss", strings.ToUpper(testIssuer))), ReasonIssuer},
+		{"unknown kid", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k9"}, goodClaims(now)), ReasonSignature},
+		{"other key same kid", other.Sign(t, hdr, goodClaims(now)), ReasonSignature},
 		{"alg none", seg(map[string]any{"alg": "none"}) + "." + seg(goodClaims(now)) + ".", ReasonAlgorithm},
 		{"alg None", seg(map[string]any{"alg": "None"}) + "." + seg(goodClaims(now)) + ".", ReasonAlgorithm},
 		{"alg HS256", hs256(), ReasonAlgorithm},
-		{"crit", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "crit": []string{"exp"}, "exp": 1}, goodClaims(now)), ReasonMalformed},
+		{"crit", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "crit": []string{"exp"}, "exp": 1}, goodClaims(now)), ReasonMalformed},
 		{"two segments", "a.b", ReasonMalformed},
 		{"JWE", "a.b.c.d.e", ReasonMalformed},
 		{"bad base64", "!!!.b.c", ReasonMalformed},
 		{"huge", strings.Repeat("a", MaxTokenBytes+1), ReasonMalformed},
 		{"tampered payload", func() string {
-			tok := good.sign(t, hdr, goodClaims(now))
+			tok := good.Sign(t, hdr, goodClaims(now))
 			parts := strings.Split(tok, ".")
 			return parts[0] + "." + seg(with("oid", "someone-else")) + "." + parts[2]
 		}(), ReasonSignature},
@@ -167,17 +120,11 @@ func TestValidate(t *testing.T) {
 // sends the same credentials through the handler.
 func TestValidateRefusesNonB64Token(t *testing.T) {
 	vc, s, _ := newTestVerifiedCache(t, 1<<20)
-	good := s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+	good := s.Sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
 	if _, err := vc.Validate(context.Background(), good, Sum(good)); err != nil {
 		t.Fatal(err)
 	}
-	bad := []string{
-		good + " x",
-		`"` + good + `"`,
-		good + ",Bearer " + good,
-		strings.Replace(good, ".", "=.", 1),
-		good + "!",
-	}
+	bad := jwttest.NonB64Tokens(good)
 	for _, tok := range bad {
 		for name, validate := range map[string]func() (*Claims, error){
 			"Validate":               func() (*Claims, error) { return vc.v.Validate(context.Background(), tok) },
@@ -276,12 +223,12 @@ func TestValidateTenantsAndVersions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.Audiences, cfg.Keys, cfg.Now = []string{"api://a"}, staticKeys{s.publicSet(t)}, func() time.Time { return now }
+			cfg.Audiences, cfg.Keys, cfg.Now = []string{"api://a"}, staticKeys{s.PublicSet(t)}, func() time.Time { return now }
 			v, err := NewValidator(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := v.Validate(context.Background(), s.sign(t, hdr, tc.claims))
+			c, err := v.Validate(context.Background(), s.Sign(t, hdr, tc.claims))
 			if tc.reason != "" {
 				re, ok := err.(*RejectError)
 				if !ok || re.Reason != tc.reason {

@@ -2,8 +2,6 @@ package inbound
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"reflect"
 	"runtime"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/obo-gateway/obo-gateway/bench/heapstat"
+	"github.com/obo-gateway/obo-gateway/internal/jwttest"
 )
 
 // countingKeys counts key lookups (one per signature verification) and
@@ -55,7 +54,7 @@ func TestVerifiedCache(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(now.UnixNano())
 	s := newSigner(t, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(t)}}
+	keys := &countingKeys{staticKeys: staticKeys{s.PublicSet(t)}}
 	v, err := NewValidator(ValidatorConfig{
 		Issuer: testIssuer, Audiences: []string{"api://a"}, ClockSkew: time.Minute, Keys: keys,
 		Now: func() time.Time { return time.Unix(0, clock.Load()) },
@@ -69,7 +68,7 @@ func TestVerifiedCache(t *testing.T) {
 	}
 	defer vc.Close()
 	hdr := map[string]any{"alg": "RS256", "kid": "k1"}
-	tok := s.sign(t, hdr, goodClaims(now))
+	tok := s.Sign(t, hdr, goodClaims(now))
 	validate := func(raw string) error {
 		_, err := vc.Validate(context.Background(), raw, Sum(raw))
 		return err
@@ -85,7 +84,7 @@ func TestVerifiedCache(t *testing.T) {
 	}
 
 	// A refused token is not remembered.
-	bad := s.sign(t, hdr, map[string]any{"iss": "x", "aud": "api://a", "exp": now.Add(time.Hour).Unix(), "sub": "s"})
+	bad := s.Sign(t, hdr, map[string]any{"iss": "x", "aud": "api://a", "exp": now.Add(time.Hour).Unix(), "sub": "s"})
 	for range 2 {
 		if err := validate(bad); err == nil {
 			t.Fatal("bad token accepted")
@@ -95,7 +94,7 @@ func TestVerifiedCache(t *testing.T) {
 	// Tokens over 8 KiB are verified every time.
 	big := goodClaims(now)
 	big["pad"] = strings.Repeat("x", MaxCachedTokenBytes)
-	bigTok := s.sign(t, hdr, big)
+	bigTok := s.Sign(t, hdr, big)
 	before := keys.lookups.Load()
 	for range 3 {
 		if err := validate(bigTok); err != nil {
@@ -114,7 +113,7 @@ func TestVerifiedCache(t *testing.T) {
 
 	// Withdrawing the signing key revokes remembered tokens.
 	clock.Store(now.UnixNano())
-	tok2 := s.sign(t, hdr, goodClaims(now))
+	tok2 := s.Sign(t, hdr, goodClaims(now))
 	for range 2 { // verified, then a hit that finds the key published
 		if err := validate(tok2); err != nil {
 			t.Fatal(err)
@@ -131,7 +130,7 @@ func TestVerifiedCache(t *testing.T) {
 // request.
 func TestVerifiedCacheLooksKeysUpOncePerKeySet(t *testing.T) {
 	vc, s, keys := newTestVerifiedCache(t, 1<<20)
-	tok := s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+	tok := s.Sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
 	sum := Sum(tok)
 	hits := func(n int) int32 {
 		t.Helper()
@@ -294,7 +293,7 @@ func TestVerifiedCacheIDCollision(t *testing.T) {
 func newTestVerifiedCache(tb testing.TB, maxBytes int64) (*VerifiedCache, *signer, *countingKeys) {
 	tb.Helper()
 	s := newSigner(tb, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(tb)}}
+	keys := &countingKeys{staticKeys: staticKeys{s.PublicSet(tb)}}
 	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
 	if err != nil {
 		tb.Fatal(err)
@@ -307,20 +306,8 @@ func newTestVerifiedCache(tb testing.TB, maxBytes int64) (*VerifiedCache, *signe
 	return vc, s, keys
 }
 
-// userTokens signs n valid tokens A, the i-th for user userOID(i), with
-// goodClaims and the claims of extra.
 func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string {
-	tb.Helper()
-	now := time.Now()
-	toks := make([]string, n)
-	for i := range toks {
-		c := goodClaims(now)
-		maps.Copy(c, extra)
-		c["oid"] = userOID(i)
-		toks[i] = s.sign(tb, map[string]any{"alg": "RS256", "kid": "k1"}, c)
-	}
-	return toks
+	return jwttest.UserTokens(tb, s, n, extra)
 }
 
-// userOID is the object id of userTokens' i-th user.
-func userOID(i int) string { return fmt.Sprintf("%08d-0000-0000-0000-000000000000", i) }
+func userOID(i int) string { return jwttest.UserOID(i) }

@@ -27,11 +27,8 @@ func newAuthority() *httptest.Server {
 	}))
 }
 
-// The gateway's exchange: token A (the caller's token for API A) for token B,
-// a token for Microsoft Graph on behalf of the same user.
-func ExampleClient_OnBehalfOf() {
-	authority := newAuthority()
-	defer authority.Close()
+// newClient is API A's client of authority, authenticated by a secret.
+func newClient(authority *httptest.Server) *obo.Client {
 	c, err := obo.NewClient(obo.Config{
 		ClientID:      "api-a-client-id",
 		TokenEndpoint: authority.URL + "/tenant/oauth2/v2.0/token",
@@ -40,6 +37,15 @@ func ExampleClient_OnBehalfOf() {
 	if err != nil {
 		panic(err)
 	}
+	return c
+}
+
+// The gateway's exchange: token A (the caller's token for API A) for token B,
+// a token for Microsoft Graph on behalf of the same user.
+func ExampleClient_OnBehalfOf() {
+	authority := newAuthority()
+	defer authority.Close()
+	c := newClient(authority)
 	tok, err := c.OnBehalfOf(context.Background(), "user-token", []string{"https://graph.microsoft.com/User.Read"})
 	if err != nil {
 		panic(err)
@@ -53,15 +59,8 @@ func ExampleClient_OnBehalfOf() {
 func ExampleError_InteractionRequired() {
 	authority := newAuthority()
 	defer authority.Close()
-	c, err := obo.NewClient(obo.Config{
-		ClientID:      "api-a-client-id",
-		TokenEndpoint: authority.URL + "/tenant/oauth2/v2.0/token",
-		Credential:    obo.ClientSecret("api-a-secret"),
-	})
-	if err != nil {
-		panic(err)
-	}
-	_, err = c.OnBehalfOf(context.Background(), "mfa-pending-user-token", []string{"https://graph.microsoft.com/User.Read"})
+	c := newClient(authority)
+	_, err := c.OnBehalfOf(context.Background(), "mfa-pending-user-token", []string{"https://graph.microsoft.com/User.Read"})
 	var ae *obo.Error
 	if errors.As(err, &ae) && ae.InteractionRequired() {
 		fmt.Println(ae.Code, ae.SubError, ae.Claims)

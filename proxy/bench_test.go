@@ -17,6 +17,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/bench/heapstat"
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
+	"github.com/obo-gateway/obo-gateway/internal/jwttest"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
@@ -47,7 +48,7 @@ func benchHandler(b testing.TB, verified, logRequests bool) (*Handler, string) {
 func testHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestLog) (*Handler, string) {
 	b.Helper()
 	h, s := newTestHandler(b, verified, logger, mode)
-	return h, s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
+	return h, s.Sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
 }
 
 // newTestHandler is testHandler's handler and the signer of its tokens A
@@ -60,8 +61,8 @@ func newTestHandler(b testing.TB, verified bool, logger *slog.Logger, mode Reque
 	}))
 	b.Cleanup(upstream.Close)
 	s := newSigner(b, "k1")
-	keys := s.keySet(b)
-	v, err := inbound.NewValidator(inbound.ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	keys := newKeySet(b, s)
+	v, err := inbound.NewValidator(inbound.ValidatorConfig{Issuer: jwttest.Issuer, Audiences: []string{"api://a"}, Keys: keys})
 	if err != nil {
 		b.Fatal(err)
 	}

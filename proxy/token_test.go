@@ -2,14 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,34 +11,25 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/obo-gateway/obo-gateway/inbound"
+	"github.com/obo-gateway/obo-gateway/internal/jwttest"
 )
 
-// signer signs tokens A with an RSA key of key id kid.
-type signer struct {
-	key *rsa.PrivateKey
-	kid string
+type signer = jwttest.Signer
+
+func newSigner(tb testing.TB, kid string) *signer { return jwttest.NewSigner(tb, kid) }
+
+func goodClaims(now time.Time) map[string]any { return jwttest.GoodClaims(now) }
+
+func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string {
+	return jwttest.UserTokens(tb, s, n, extra)
 }
 
-func newSigner(tb testing.TB, kid string) *signer {
+// newKeySet serves s's public key from a loopback JWKS server and returns a
+// KeySet that has fetched it.
+func newKeySet(tb testing.TB, s *signer) *inbound.KeySet {
 	tb.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &signer{key: k, kid: kid}
-}
-
-// keySet serves the signer's public key from a loopback JWKS server and
-// returns a KeySet that has fetched it.
-func (s *signer) keySet(tb testing.TB) *inbound.KeySet {
-	tb.Helper()
-	k, err := jwk.Import(s.key.Public())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_ = k.Set(jwk.KeyIDKey, s.kid)
 	set := jwk.NewSet()
-	_ = set.AddKey(k)
+	_ = set.AddKey(s.PublicKey(tb))
 	body, err := json.Marshal(set)
 	if err != nil {
 		tb.Fatal(err)
@@ -63,47 +47,4 @@ func (s *signer) keySet(tb testing.TB) *inbound.KeySet {
 		}
 	}
 	return keys
-}
-
-func seg(v any) string {
-	b, _ := json.Marshal(v)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// sign builds a compact JWS of header and claims.
-func (s *signer) sign(tb testing.TB, header map[string]any, claims map[string]any) string {
-	tb.Helper()
-	in := seg(header) + "." + seg(claims)
-	sum := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, sum[:])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
-const testIssuer = "https://login.example/tenant/v2.0"
-
-// goodClaims are the claims of a valid delegated token A for "api://a".
-func goodClaims(now time.Time) map[string]any {
-	return map[string]any{
-		"iss": testIssuer, "aud": "api://a", "sub": "s1", "oid": "o1", "tid": "t1",
-		"scp": "access_as_user other", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix(),
-		"iat": now.Add(-time.Minute).Unix(),
-	}
-}
-
-// userTokens signs n valid tokens A, the i-th for its own user, with
-// goodClaims and the claims of extra.
-func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string {
-	tb.Helper()
-	now := time.Now()
-	toks := make([]string, n)
-	for i := range toks {
-		c := goodClaims(now)
-		maps.Copy(c, extra)
-		c["oid"] = fmt.Sprintf("%08d-0000-0000-0000-000000000000", i)
-		toks[i] = s.sign(tb, map[string]any{"alg": "RS256", "kid": s.kid}, c)
-	}
-	return toks
 }
