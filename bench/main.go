@@ -49,10 +49,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/bench/heapstat"
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
-	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
 )
 

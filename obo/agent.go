@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/obo-gateway/obo-gateway/cache"
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 // The agent flows of AgentRequest.Flow (Microsoft Entra Agent ID): the
@@ -245,7 +245,7 @@ func (c *Client) checkAgentRequest(req AgentRequest) (string, error) {
 	if c.cfg.Protocol != ProtocolEntra {
 		return "", errors.New("obo: agent flows are a Microsoft identity platform protocol, not sent with rfc8693")
 	}
-	if !ident.IsGUID(req.AgentID) {
+	if !idshape.IsGUID(req.AgentID) {
 		return "", errors.New("obo: agent identity id is empty or not an application id")
 	}
 	if len(req.Scopes) == 0 {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 // Grant types and parameters of the token requests.
@@ -175,7 +175,11 @@ func NewClient(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// orDefault returns v, or def when v is zero. A negative v (off) is kept.
+// Off is the value of Config.Retries, BreakerFailures, MaxConcurrent or
+// QueueTimeout that turns the setting off; zero means its default.
+const Off = -1
+
+// orDefault returns v, or def when v is zero. A negative v (Off) is kept.
 func orDefault[T int | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
@@ -422,13 +426,13 @@ func parseToken(body []byte, now time.Time) (*Token, error) {
 	if tr.ExpiresIn <= 0 {
 		return nil, errors.New("obo: token response has no positive expires_in")
 	}
-	if !ident.IsB64Token(tr.AccessToken) {
+	if !idshape.IsB64Token(tr.AccessToken) {
 		return nil, errors.New("obo: token response: access_token is not a b64token (RFC 6750): it cannot be sent in a header")
 	}
 	if tr.TokenType == "" {
 		tr.TokenType = "Bearer"
 	}
-	if !ident.IsAuthScheme(tr.TokenType) {
+	if !idshape.IsAuthScheme(tr.TokenType) {
 		return nil, errors.New("obo: token response: token_type is not an HTTP token (RFC 9110): it cannot be an authentication scheme")
 	}
 	t := &Token{

@@ -2,15 +2,13 @@ package obo
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/internal/safejson"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 )
 
@@ -101,17 +99,7 @@ func jwtExpiry(tok string) (time.Time, bool) {
 
 // peekClaims decodes the payload of a compact JWT into dst without checking
 // anything; it reports whether that worked.
-func peekClaims(tok string, dst any) bool {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return false
-	}
-	return json.Unmarshal(b, dst) == nil
-}
+func peekClaims(tok string, dst any) bool { return safejson.DecodePayload(tok, dst) == nil }
 
 // fileError describes a failure to read a credential file: "read <what>:
 // <error>", or "<what> <path> is empty".

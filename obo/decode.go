@@ -3,7 +3,8 @@ package obo
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
+
+	"github.com/obo-gateway/obo-gateway/internal/safejson"
 )
 
 // errNotSeconds is the decoding error of a lifetime field (expires_in,
@@ -25,13 +26,11 @@ func (e *decodeError) Unwrap() error { return e.err }
 // one whose message holds no part of the answer: the byte offset of a
 // syntax error, the field of a type mismatch.
 func bodyError(err error) error {
-	var syn *json.SyntaxError
+	if msg, ok := safejson.Describe(err); ok {
+		return &decodeError{msg: msg, err: err}
+	}
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &syn):
-		return &decodeError{msg: fmt.Sprintf("not valid JSON (at byte %d)", syn.Offset), err: err}
-	case errors.As(err, &typ) && typ.Field != "":
-		return &decodeError{msg: fmt.Sprintf("field %s has the wrong type", typ.Field), err: err}
 	case errors.As(err, &typ):
 		return &decodeError{msg: "the answer is not a JSON object", err: err}
 	case errors.Is(err, errNotSeconds):

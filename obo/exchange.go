@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 // The protocols of Config.Protocol.
@@ -35,7 +35,7 @@ const (
 // GUID or a domain name, nothing that could add a path segment or a query,
 // and not a multi-tenant authority.
 func validTenant(t string) bool {
-	return ident.IsTenantName(t) && !IsMultiTenant(t)
+	return idshape.IsTenantName(t) && !IsMultiTenant(t)
 }
 
 // IsMultiTenant reports whether tenant names one of the Entra authorities

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
-// errorBody is the JSON body of every answer the gateway gives itself.
-type errorBody struct {
+// ErrorBody is the JSON body of every answer the gateway gives itself; the
+// authority's fields are filled in when its refusal is relayed.
+type ErrorBody struct {
 	Error         string `json:"error"`
 	Description   string `json:"error_description,omitempty"`
 	ErrorCodes    []int  `json:"error_codes,omitempty"`
@@ -25,8 +27,9 @@ type errorBody struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 }
 
-// writeError writes an answer of the gateway itself.
-func writeError(w http.ResponseWriter, status int, challenge string, body errorBody) {
+// WriteError writes an answer of the gateway itself: body as JSON, never
+// cached, with WWW-Authenticate set to challenge when it is not empty.
+func WriteError(w http.ResponseWriter, status int, challenge string, body ErrorBody) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -58,27 +61,27 @@ func quote(s string) string {
 }
 
 // writeReject answers a refused inbound token.
-func writeReject(w http.ResponseWriter, e *RejectError) {
+func writeReject(w http.ResponseWriter, e *inbound.RejectError) {
 	switch e.Status() {
 	case http.StatusForbidden:
 		ch := `Bearer error="insufficient_scope"`
 		if e.Scope != "" {
 			ch += `, scope=` + quote(e.Scope)
 		}
-		writeError(w, http.StatusForbidden, ch+`, error_description=`+quote(e.Description),
-			errorBody{Error: "insufficient_scope", Description: e.Description})
+		WriteError(w, http.StatusForbidden, ch+`, error_description=`+quote(e.Description),
+			ErrorBody{Error: "insufficient_scope", Description: e.Description})
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "",
-			errorBody{Error: "temporarily_unavailable", Description: e.Description})
+		WriteError(w, http.StatusServiceUnavailable, "",
+			ErrorBody{Error: "temporarily_unavailable", Description: e.Description})
 	default:
-		if e.Reason == ReasonMissing {
-			writeError(w, http.StatusUnauthorized, "Bearer", errorBody{Error: "unauthorized", Description: e.Description})
+		if e.Reason == inbound.ReasonMissing {
+			WriteError(w, http.StatusUnauthorized, "Bearer", ErrorBody{Error: "unauthorized", Description: e.Description})
 			return
 		}
-		writeError(w, http.StatusUnauthorized,
+		WriteError(w, http.StatusUnauthorized,
 			`Bearer error="invalid_token", error_description=`+quote(e.Description),
-			errorBody{Error: "invalid_token", Description: e.Description})
+			ErrorBody{Error: "invalid_token", Description: e.Description})
 	}
 }
 
@@ -110,10 +113,10 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 			if ae.Description != "" {
 				ch += ", error_description=" + quote(firstLine(ae.Description))
 			}
-			writeError(w, http.StatusUnauthorized, ch, authorityBody(ae))
+			WriteError(w, http.StatusUnauthorized, ch, authorityBody(ae))
 			return exchangeAnswer{http.StatusUnauthorized, code}
 		case ae.ClientRejected():
-			writeError(w, http.StatusBadGateway, "", errorBody{
+			WriteError(w, http.StatusBadGateway, "", ErrorBody{
 				Error:       "bad_gateway",
 				Description: "the authority rejected the gateway's own client credential; see the gateway's log",
 				TraceID:     ae.TraceID, CorrelationID: ae.CorrelationID,
@@ -123,7 +126,7 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 			if ae.RetryAfter > 0 {
 				w.Header().Set("Retry-After", retryAfterSeconds(ae.RetryAfter))
 			}
-			writeError(w, http.StatusServiceUnavailable, "", errorBody{
+			WriteError(w, http.StatusServiceUnavailable, "", ErrorBody{
 				Error:       "temporarily_unavailable",
 				Description: "the authority is unavailable (" + strconv.Itoa(ae.StatusCode) + "); retry later",
 				TraceID:     ae.TraceID, CorrelationID: ae.CorrelationID,
@@ -131,11 +134,11 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 			return exchangeAnswer{http.StatusServiceUnavailable, "authority_unavailable"}
 		case ae.Code == "invalid_grant":
 			desc := "the authority refused to exchange the token"
-			writeError(w, http.StatusUnauthorized,
+			WriteError(w, http.StatusUnauthorized,
 				`Bearer error="invalid_token", error_description=`+quote(desc), authorityBodyAs("invalid_token", desc, ae))
 			return exchangeAnswer{http.StatusUnauthorized, "invalid_grant"}
 		default:
-			writeError(w, http.StatusBadGateway, "", errorBody{
+			WriteError(w, http.StatusBadGateway, "", ErrorBody{
 				Error:       "bad_gateway",
 				Description: "the authority refused the exchange (" + authorityCode(ae) + "); see the gateway's log",
 				ErrorCodes:  ae.ErrorCodes,
@@ -158,10 +161,10 @@ func writeExchangeError(w http.ResponseWriter, err error) exchangeAnswer {
 				w.Header().Set("Retry-After", retryAfterSeconds(ue.RetryAfter))
 			}
 		}
-		writeError(w, http.StatusServiceUnavailable, "", errorBody{Error: "temporarily_unavailable", Description: desc})
+		WriteError(w, http.StatusServiceUnavailable, "", ErrorBody{Error: "temporarily_unavailable", Description: desc})
 		return exchangeAnswer{http.StatusServiceUnavailable, reason}
 	}
-	writeError(w, http.StatusBadGateway, "", errorBody{
+	WriteError(w, http.StatusBadGateway, "", ErrorBody{
 		Error:       "bad_gateway",
 		Description: "the token exchange failed; see the gateway's log",
 	})
@@ -174,8 +177,8 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
-func authorityBody(ae *obo.Error) errorBody {
-	return errorBody{
+func authorityBody(ae *obo.Error) ErrorBody {
+	return ErrorBody{
 		Error:         ae.Code,
 		Description:   ae.Description,
 		ErrorCodes:    ae.ErrorCodes,
@@ -187,7 +190,7 @@ func authorityBody(ae *obo.Error) errorBody {
 	}
 }
 
-func authorityBodyAs(code, desc string, ae *obo.Error) errorBody {
+func authorityBodyAs(code, desc string, ae *obo.Error) ErrorBody {
 	b := authorityBody(ae)
 	b.Error, b.Description, b.Claims = code, desc+": "+firstLine(ae.Description), ""
 	return b
@@ -208,3 +211,28 @@ func authorityCode(ae *obo.Error) string {
 	}
 	return "status " + strconv.Itoa(ae.StatusCode)
 }
+
+// statusWriter records the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// Informational answers (103 Early Hints) precede the final status.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (for
+// flushing streamed answers).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

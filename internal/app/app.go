@@ -16,6 +16,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/cache/rediscache"
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
@@ -51,9 +52,9 @@ type App struct {
 
 	// handler is nil until the authority's metadata is loaded.
 	handler  atomic.Pointer[proxy.Handler]
-	keys     atomic.Pointer[proxy.KeySet]
-	verified *proxy.VerifiedCache // set with handler; read after bg.Wait
-	l2       *rediscache.Store    // nil without cache.redis
+	keys     atomic.Pointer[inbound.KeySet]
+	verified *inbound.VerifiedCache // set with handler; read after bg.Wait
+	l2       *rediscache.Store      // nil without cache.redis
 	draining atomic.Bool
 
 	bgCtx    context.Context
@@ -116,10 +117,7 @@ func New(opts Options) (*App, error) {
 
 	unreadable := m.BadRequests.WithLabelValues("unreadable")
 	a.watch = &unreadWatch{unread: func() {
-		if requestLog.Logs(http.StatusBadRequest) {
-			log.LogAttrs(context.Background(), slog.LevelInfo, "request", slog.String("route", "none"),
-				slog.String("reason", "unreadable"))
-		}
+		requestLog.Write(context.Background(), log, proxy.RequestLine{Route: "none", Reason: "unreadable"})
 		unreadable.Inc()
 	}}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -282,15 +280,15 @@ func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 	served(r)
 	a.conns.closeAfter(w, r)
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
-		a.refuse(w, r, http.StatusNotFound, "no_route",
-			`{"error":"not_found","error_description":"OPTIONS * names no route; the gateway answers only requests for a route's path"}`)
+		a.refuse(w, r, http.StatusNotFound, "no_route", proxy.ErrorBody{Error: "not_found",
+			Description: "OPTIONS * names no route; the gateway answers only requests for a route's path"})
 		return
 	}
 	h := a.handler.Load()
 	if h == nil {
 		w.Header().Set("Retry-After", "5")
-		a.refuse(w, r, http.StatusServiceUnavailable, "starting",
-			`{"error":"temporarily_unavailable","error_description":"the gateway is starting: the authority's metadata is not loaded yet"}`)
+		a.refuse(w, r, http.StatusServiceUnavailable, "starting", proxy.ErrorBody{Error: "temporarily_unavailable",
+			Description: "the gateway is starting: the authority's metadata is not loaded yet"})
 		return
 	}
 	h.ServeHTTP(w, r)
@@ -298,19 +296,12 @@ func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 
 // refuse answers r with status and the JSON body, counted as a bad request
 // for reason and logged as the request log says.
-func (a *App) refuse(w http.ResponseWriter, r *http.Request, status int, reason, body string) {
+func (a *App) refuse(w http.ResponseWriter, r *http.Request, status int, reason string, body proxy.ErrorBody) {
 	a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
 	a.metrics.BadRequests.WithLabelValues(reason).Inc()
-	if a.requestLog.Logs(status) {
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", "none"),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
-			slog.String("reason", reason))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body + "\n"))
+	a.requestLog.Write(r.Context(), a.log, proxy.RequestLine{Route: "none", Method: r.Method, Path: r.URL.Path,
+		Status: status, Reason: reason})
+	proxy.WriteError(w, status, "", body)
 }
 
 func (a *App) adminMux() http.Handler {
@@ -446,13 +437,12 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Capabilities:  cfg.Client.Capabilities,
 		Protocol:      cfg.Authority.Protocol,
 		DefaultTenant: cfg.Client.TenantID,
-		// In the file 0 turns a setting off; obo.Config says that with a
-		// negative value (its zero means the default).
-		Retries:         cmp.Or(cfg.Authority.Retries, -1),
-		BreakerFailures: cmp.Or(cfg.Authority.Breaker.Failures, -1),
+		// The file's defaults are obo's; a 0 written in the file is obo.Off.
+		Retries:         offIfZero(cfg.Authority.Retries),
+		BreakerFailures: offIfZero(cfg.Authority.Breaker.Failures),
 		BreakerOpenFor:  cfg.Authority.Breaker.OpenFor.D(),
-		MaxConcurrent:   cmp.Or(cfg.Authority.MaxConcurrentExchanges, -1),
-		QueueTimeout:    cmp.Or(cfg.Authority.QueueTimeout.D(), -1),
+		MaxConcurrent:   offIfZero(cfg.Authority.MaxConcurrentExchanges),
+		QueueTimeout:    offIfZero(cfg.Authority.QueueTimeout.D()),
 		OnRetry:         func(reason string) { a.metrics.AuthorityRetries.WithLabelValues(reason).Inc() },
 		OnBreakerState:  func(s obo.BreakerState) { a.metrics.BreakerState.Set(float64(s)) },
 		OnQueueReject:   a.metrics.ExchangeQueueRejections.Inc,
@@ -463,7 +453,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 	for _, w := range cfg.Warnings() {
 		a.log.Warn("configuration warning", "warning", w)
 	}
-	keys, err := proxy.NewKeySet(a.bgCtx, proxy.KeySetConfig{
+	keys, err := inbound.NewKeySet(a.bgCtx, inbound.KeySetConfig{
 		URL:        md.JWKSURI,
 		HTTPClient: hc,
 		Refresh:    cfg.Authority.JWKSRefresh.D(),
@@ -478,12 +468,11 @@ func (a *App) buildHandler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := proxy.NewValidator(proxy.ValidatorConfig{
+	v, err := inbound.NewValidator(inbound.ValidatorConfig{
 		Issuer:         md.Issuer,
 		V1Issuer:       v1Issuer,
 		AllowedTenants: cfg.Inbound.AllowedTenants,
 		Audiences:      cfg.Inbound.Audiences,
-		RequiredScopes: cfg.Inbound.RequiredScopes,
 		Algorithms:     cfg.Inbound.Algorithms,
 		ClockSkew:      cfg.Inbound.ClockSkew.D(),
 		Keys:           keys,
@@ -492,9 +481,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 		_ = keys.Close()
 		return err
 	}
-	var tv proxy.TokenValidator = proxy.Uncached(v)
+	tv := inbound.Uncached(v)
 	if n := int64(cfg.Inbound.VerifiedCacheBytes); n > 0 {
-		vc, err := proxy.NewVerifiedCache(v, keys, n)
+		vc, err := inbound.NewVerifiedCache(v, keys, n)
 		if err != nil {
 			_ = keys.Close()
 			return err
@@ -528,6 +517,15 @@ func (a *App) buildHandler(ctx context.Context) error {
 	a.handler.Store(h)
 	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
 	return nil
+}
+
+// offIfZero maps a resilience setting of the file onto obo.Config: Parse
+// fills in the defaults, so a 0 left is one the file wrote to turn it off.
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return obo.Off
+	}
+	return v
 }
 
 // newSecondLevel connects the Redis second level when cache.redis is

@@ -16,8 +16,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 	"github.com/obo-gateway/obo-gateway/obo"
+	"github.com/obo-gateway/obo-gateway/proxy"
 )
 
 // Config is the whole configuration of obo-gateway, as read from its YAML
@@ -90,8 +93,8 @@ type Authority struct {
 	// JWKSRefresh is the interval of the background JWKS refresh.
 	// Default 1h, at least 1m.
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
-	// Protocol is the exchange protocol: ProtocolEntra (the default), the
-	// Microsoft On-Behalf-Of request, or ProtocolRFC8693, an OAuth 2.0
+	// Protocol is the exchange protocol: obo.ProtocolEntra (the default), the
+	// Microsoft On-Behalf-Of request, or obo.ProtocolRFC8693, an OAuth 2.0
 	// token exchange (Keycloak, Okta and other authorities).
 	Protocol string `yaml:"protocol"`
 	// Retries is how many times a token request that failed with a
@@ -128,15 +131,6 @@ type Breaker struct {
 	// OpenFor is how long the breaker stays open. Default 30s, at most 1h.
 	OpenFor Duration `yaml:"open_for"`
 }
-
-// The values of Authority.Protocol.
-const (
-	// ProtocolEntra is the Microsoft identity platform's On-Behalf-Of
-	// request. It is the default.
-	ProtocolEntra = "entra"
-	// ProtocolRFC8693 is the OAuth 2.0 token exchange of RFC 8693.
-	ProtocolRFC8693 = "rfc8693"
-)
 
 // Client is the gateway's own application registration. Exactly one
 // credential must be set: Secret, SecretFile, Certificate, AssertionFile or
@@ -232,16 +226,6 @@ type Inbound struct {
 	StripHeaders []string `yaml:"strip_headers"`
 }
 
-// The values of Route.Flow.
-const (
-	// FlowOnBehalfOf exchanges the user's token A for token B with the
-	// On-Behalf-Of flow. It is the default.
-	FlowOnBehalfOf = "on_behalf_of"
-	// FlowClientCredentials obtains an app-only token with the client
-	// credentials flow; its scopes must end in "/.default".
-	FlowClientCredentials = "client_credentials"
-)
-
 // Route maps a path prefix to a downstream API: a request for
 // PathPrefix + "/rest" is sent to Upstream + "/rest" with a token for Scopes.
 type Route struct {
@@ -257,7 +241,7 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// Scopes are requested for token B. Required and not empty.
 	Scopes []string `yaml:"scopes"`
-	// Flow is FlowOnBehalfOf (the default) or FlowClientCredentials.
+	// Flow is obo.FlowOnBehalfOf (the default) or obo.FlowClientCredentials.
 	Flow string `yaml:"flow"`
 	// Timeout bounds the wait for the downstream response headers.
 	// Default 30s.
@@ -325,39 +309,22 @@ func (r Route) Presentation() obo.Presentation {
 	return p
 }
 
-// ExchangeRequest returns the parts of the token request that the route
-// fixes: flow, scopes, audience and requested token type. The caller adds
-// the assertion, the tenant and any claims.
-func (r Route) ExchangeRequest() obo.Request {
-	return obo.Request{
-		Flow:               r.Flow,
-		Scopes:             r.Scopes,
-		Audience:           r.Audience,
-		RequestedTokenType: r.RequestedTokenTypeURI(),
-	}
-}
-
 // Cache configures the token B cache.
 type Cache struct {
 	// MaxBytes bounds the memory the cache uses. Default 64MiB, at least
 	// 1MiB.
 	MaxBytes ByteSize `yaml:"max_bytes"`
-	// Key selects what token B is cached per: CacheKeyUser (the default:
+	// Key selects what token B is cached per: proxy.KeyUser (the default:
 	// tenant, user, scopes and the token's authentication contexts) or
-	// CacheKeyAssertion (the SHA-256 of token A itself, as MSAL does).
+	// proxy.KeyAssertion (the SHA-256 of token A itself, as MSAL does).
 	Key string `yaml:"key"`
 	// Redis, when its URL is set, is a second level shared by the
 	// replicas, encrypted at rest.
 	Redis Redis `yaml:"redis"`
 }
 
-// The values of Cache.Key.
-const (
-	CacheKeyUser      = "user"
-	CacheKeyAssertion = "assertion"
-)
-
-// Default values applied by Parse to what the file leaves out.
+// Default values applied by Parse to what the file leaves out; where a
+// package has a default of its own, it is that.
 const (
 	defaultListen          = "127.0.0.1:8080"
 	defaultAdminListen     = "127.0.0.1:9090"
@@ -365,17 +332,17 @@ const (
 	defaultLogLevel        = "info"
 	defaultLogFormat       = "text"
 	defaultLogRequests     = "failures"
-	defaultAuthTimeout     = Duration(10 * time.Second)
-	defaultRetries         = 2
-	defaultBreakerFailures = 5
-	defaultBreakerOpenFor  = Duration(30 * time.Second)
-	defaultMaxExchanges    = 32
-	defaultQueueTimeout    = Duration(2 * time.Second)
-	defaultJWKSRefresh     = Duration(time.Hour)
+	defaultAuthTimeout     = Duration(obo.DefaultTimeout)
+	defaultRetries         = obo.DefaultRetries
+	defaultBreakerFailures = obo.DefaultBreakerFailures
+	defaultBreakerOpenFor  = Duration(obo.DefaultBreakerOpenFor)
+	defaultMaxExchanges    = obo.DefaultMaxConcurrent
+	defaultQueueTimeout    = Duration(obo.DefaultQueueTimeout)
+	defaultJWKSRefresh     = Duration(inbound.DefaultKeyRefresh)
 	defaultClockSkew       = Duration(60 * time.Second)
-	defaultAlgorithm       = "RS256"
-	defaultRouteTimeout    = Duration(30 * time.Second)
-	defaultCacheMaxBytes   = 64 * MiB
+	defaultAlgorithm       = inbound.DefaultAlgorithm
+	defaultRouteTimeout    = Duration(proxy.DefaultTimeout)
+	defaultCacheMaxBytes   = ByteSize(cache.DefaultMaxBytes)
 	defaultVerifiedBytes   = 16 * MiB
 	defaultReplayMaxBytes  = 64 * KiB
 )
@@ -476,7 +443,7 @@ func (c *Config) applyEnvDefaults(lookupEnv func(string) (string, bool)) {
 	}
 	a := c.Authority
 	if a.URL == "" && a.Issuer == "" && a.JWKSURI == "" && a.TokenEndpoint == "" &&
-		(a.Protocol == "" || a.Protocol == ProtocolEntra) && c.Client.TenantID != "" {
+		(a.Protocol == "" || a.Protocol == obo.ProtocolEntra) && c.Client.TenantID != "" {
 		host := get(EnvAzureAuthorityHost)
 		if host == "" {
 			host = defaultAuthorityHost
@@ -574,7 +541,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	setString(&c.Log.Requests, defaultLogRequests)
 	setDuration("authority.timeout", &c.Authority.Timeout, defaultAuthTimeout)
 	setDuration("authority.jwks_refresh", &c.Authority.JWKSRefresh, defaultJWKSRefresh)
-	setString(&c.Authority.Protocol, ProtocolEntra)
+	setString(&c.Authority.Protocol, obo.ProtocolEntra)
 	setInt := func(key string, n *int, v int) {
 		if !isSet(key) {
 			*n = v
@@ -591,7 +558,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
-		setString(&r.Flow, FlowOnBehalfOf)
+		setString(&r.Flow, obo.FlowOnBehalfOf)
 		setString(&r.TokenType, TokenTypeAccessToken)
 		setDuration("routes["+strconv.Itoa(i)+"].timeout", &r.Timeout, defaultRouteTimeout)
 		if !isSet("routes[" + strconv.Itoa(i) + "].replay_max_bytes") {
@@ -601,7 +568,7 @@ func (c *Config) applyDefaults(isSet func(key string) bool) {
 	if !isSet("inbound.verified_cache_bytes") {
 		c.Inbound.VerifiedCacheBytes = defaultVerifiedBytes
 	}
-	setString(&c.Cache.Key, CacheKeyUser)
+	setString(&c.Cache.Key, proxy.KeyUser)
 	c.applyRedisDefaults(isSet)
 	if !isSet("cache.max_bytes") {
 		c.Cache.MaxBytes = defaultCacheMaxBytes

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/obo"
+	"github.com/obo-gateway/obo-gateway/proxy"
 )
 
 // envMap returns a lookupEnv function backed by m.
@@ -56,7 +59,7 @@ func TestParseValidFile(t *testing.T) {
 			URL:         "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0",
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
-			Protocol:    ProtocolEntra,
+			Protocol:    obo.ProtocolEntra,
 			Retries:     2,
 			Breaker:     Breaker{Failures: 5, OpenFor: Duration(30 * time.Second)},
 
@@ -78,7 +81,7 @@ func TestParseValidFile(t *testing.T) {
 				PathPrefix: "/graph",
 				Upstream:   "https://graph.microsoft.com/v1.0",
 				Scopes:     []string{"https://graph.microsoft.com/User.Read"},
-				Flow:       FlowOnBehalfOf,
+				Flow:       obo.FlowOnBehalfOf,
 				TokenType:  TokenTypeAccessToken,
 				Timeout:    Duration(30 * time.Second),
 
@@ -89,14 +92,14 @@ func TestParseValidFile(t *testing.T) {
 				PathPrefix: "/reports",
 				Upstream:   "https://reports.example.com/api",
 				Scopes:     []string{"api://reports-api/.default"},
-				Flow:       FlowClientCredentials,
+				Flow:       obo.FlowClientCredentials,
 				TokenType:  TokenTypeAccessToken,
 				Timeout:    Duration(time.Minute),
 
 				ReplayMaxBytes: 64 * KiB,
 			},
 		},
-		Cache: Cache{MaxBytes: 64 * MiB, Key: CacheKeyUser},
+		Cache: Cache{MaxBytes: 64 * MiB, Key: proxy.KeyUser},
 	}
 
 	t.Run("Parse", func(t *testing.T) {
@@ -459,9 +462,9 @@ routes:
 `)
 	c := mustParse(t, data, testEnv)
 	want := []Route{
-		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
-		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
-		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: FlowOnBehalfOf, Timeout: Duration(7 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
+		{Name: "one", PathPrefix: "/one", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: obo.FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
+		{Name: "two", PathPrefix: "/two", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: obo.FlowOnBehalfOf, Timeout: Duration(5 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
+		{Name: "three", PathPrefix: "/three", Upstream: "https://api.example.com", Scopes: []string{"api://shared/read"}, Flow: obo.FlowOnBehalfOf, Timeout: Duration(7 * time.Second), ReplayMaxBytes: 64 * KiB, TokenType: TokenTypeAccessToken},
 	}
 	if !reflect.DeepEqual(c.Routes, want) {
 		t.Errorf("Routes =\n%+v\nwant\n%+v", c.Routes, want)

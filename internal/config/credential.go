@@ -34,7 +34,7 @@ func (c *Config) Credential(onReload func(thumbprint string, err error)) (obo.Cr
 // the protocol is not entra, the issuer is configured explicitly, or
 // authority.url does not end in /v2.0.
 func (c *Config) V1Authority() string {
-	if c.Authority.Protocol == ProtocolRFC8693 || c.Authority.Issuer != "" {
+	if c.Authority.Protocol == obo.ProtocolRFC8693 || c.Authority.Issuer != "" {
 		return ""
 	}
 	return obo.V1Authority(c.Authority.URL)

@@ -63,7 +63,7 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 	}
 	common := func(c *Config) { c.Authority.URL = "https://login.microsoftonline.com/common/v2.0" }
 	rfc := func(c *Config) {
-		c.Authority.URL, c.Authority.Protocol = "https://keycloak.example/realms/r", ProtocolRFC8693
+		c.Authority.URL, c.Authority.Protocol = "https://keycloak.example/realms/r", obo.ProtocolRFC8693
 	}
 	tests := []struct {
 		name   string
@@ -105,12 +105,12 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 		{"multi-tenant app-only route needs the home tenant", func(c *Config) {
 			common(c)
 			c.Inbound.AllowedTenants = []string{guid}
-			c.Routes[0].Flow, c.Routes[0].Scopes = FlowClientCredentials, []string{"https://graph.microsoft.com/.default"}
+			c.Routes[0].Flow, c.Routes[0].Scopes = obo.FlowClientCredentials, []string{"https://graph.microsoft.com/.default"}
 		}, Problems{{Key: "client.tenant_id", Message: "must be set: the authority is multi-tenant and routes[0] uses client_credentials, whose app-only tokens come from the application's home tenant (or set AZURE_TENANT_ID)"}}},
 		{"multi-tenant app-only route with the home tenant", func(c *Config) {
 			common(c)
 			c.Inbound.AllowedTenants, c.Client.TenantID = []string{guid}, guid
-			c.Routes[0].Flow, c.Routes[0].Scopes = FlowClientCredentials, []string{"https://graph.microsoft.com/.default"}
+			c.Routes[0].Flow, c.Routes[0].Scopes = obo.FlowClientCredentials, []string{"https://graph.microsoft.com/.default"}
 		}, nil},
 		{"tenant id common", func(c *Config) { c.Client.TenantID = "common" },
 			Problems{{Key: "client.tenant_id", Message: `"common" must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations`}}},
@@ -122,7 +122,7 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 		{"rfc8693 requested token type", func(c *Config) { rfc(c); c.Routes[0].RequestedTokenType = obo.TokenTypeJWT }, nil},
 		{"rfc8693 plain client credentials scopes", func(c *Config) {
 			rfc(c)
-			c.Routes[0].Flow, c.Routes[0].Scopes = FlowClientCredentials, []string{"jobs"}
+			c.Routes[0].Flow, c.Routes[0].Scopes = obo.FlowClientCredentials, []string{"jobs"}
 		}, nil},
 		{"rfc8693 without audience or scopes", func(c *Config) { rfc(c); c.Routes[0].Scopes = nil },
 			Problems{{Key: "routes[0].scopes", Message: "must not be empty unless the route has an audience"}}},
@@ -137,7 +137,7 @@ func TestValidateCredentialsAndModes(t *testing.T) {
 			c.Routes[0].TokenType, c.Routes[0].AuthHeader, c.Routes[0].AuthFormat = TokenTypeSAML2, "X-SAML-Token", "{base64url}"
 		}, nil},
 		{"SAML app-only route", func(c *Config) {
-			c.Routes[0].TokenType, c.Routes[0].Flow, c.Routes[0].Scopes = TokenTypeSAML2, FlowClientCredentials, []string{"api://b/.default"}
+			c.Routes[0].TokenType, c.Routes[0].Flow, c.Routes[0].Scopes = TokenTypeSAML2, obo.FlowClientCredentials, []string{"api://b/.default"}
 		}, Problems{{Key: "routes[0].token_type", Message: "saml2 needs flow on_behalf_of: SAML assertions are issued for a user"}}},
 		{"unknown token type", func(c *Config) { c.Routes[0].TokenType = "jwt" },
 			Problems{{Key: "routes[0].token_type", Message: `"jwt" is not a token type (use access_token or saml2)`}}},
@@ -287,8 +287,8 @@ routes:
 	if p := c.Routes[0].Presentation(); p.Header != "X-Saml" || p.Format != "SAML2 {base64}" {
 		t.Errorf("Presentation() = %+v", p)
 	}
-	if r := c.Routes[0].ExchangeRequest(); r.RequestedTokenType != obo.TokenTypeSAML2 || r.Flow != FlowOnBehalfOf || len(r.Scopes) != 1 {
-		t.Errorf("ExchangeRequest() = %+v", r)
+	if r := c.Routes[0]; r.Flow != obo.FlowOnBehalfOf || len(r.Scopes) != 1 {
+		t.Errorf("route = %+v", r)
 	}
 	w := c.Warnings()
 	if len(w) != 3 || !strings.Contains(w[0], `"*" accepts tokens of users of every Microsoft Entra tenant`) ||

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -65,7 +65,7 @@ func (c *Config) validateManagedIdentity(v *validator) {
 	const key = "client.managed_identity"
 	switch {
 	case mi.ClientID == "":
-	case !ident.IsGUID(mi.ClientID):
+	case !idshape.IsGUID(mi.ClientID):
 		v.add(key+".client_id", "%q must be the client id (a GUID) of a user-assigned managed identity", mi.ClientID)
 	case strings.EqualFold(mi.ClientID, c.Client.ID):
 		v.add(key+".client_id", "is client.id: it must be the managed identity's client id, and client.id that of the application that trusts the identity")

@@ -14,9 +14,10 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
 	"github.com/obo-gateway/obo-gateway/obo"
+	"github.com/obo-gateway/obo-gateway/proxy"
 )
 
 // allowedAlgorithms returns the asymmetric JWS algorithms that may be
@@ -77,7 +78,7 @@ func (c *Config) validate() []Problem {
 	}
 	c.validateRedis(v)
 	if c.Cache.Key != "" { // empty means the default, user
-		v.oneOf("cache.key", c.Cache.Key, CacheKeyUser, CacheKeyAssertion)
+		v.oneOf("cache.key", c.Cache.Key, proxy.KeyUser, proxy.KeyAssertion)
 	}
 	// The verified-token cache splits its bytes over 16 maps; below 256KiB
 	// each would hold a handful of tokens, or none.
@@ -166,10 +167,10 @@ func (c *Config) validateAuthority(v *validator) {
 		v.add("authority.jwks_refresh", "must be at least 1m, not %s", a.JWKSRefresh)
 	}
 	switch a.Protocol {
-	case "", ProtocolEntra, ProtocolRFC8693:
+	case "", obo.ProtocolEntra, obo.ProtocolRFC8693:
 	default:
 		v.add("authority.protocol", "%q is not a protocol (use %s, the Microsoft On-Behalf-Of request, or %s, an OAuth 2.0 token exchange)",
-			a.Protocol, ProtocolEntra, ProtocolRFC8693)
+			a.Protocol, obo.ProtocolEntra, obo.ProtocolRFC8693)
 	}
 	v.intRange("authority.retries", a.Retries, 0, 5, "0 turns retries off")
 	v.intRange("authority.breaker.failures", a.Breaker.Failures, 0, 1000, "0 turns the breaker off")
@@ -261,7 +262,7 @@ func (c *Config) validateClient(v *validator) {
 	if cl.ID == "" {
 		v.add("client.id", "must be set (or set the environment variable %s)", EnvAzureClientID)
 	}
-	if cl.TenantID != "" && (!ident.IsTenantName(cl.TenantID) || obo.IsMultiTenant(cl.TenantID)) {
+	if cl.TenantID != "" && (!idshape.IsTenantName(cl.TenantID) || obo.IsMultiTenant(cl.TenantID)) {
 		v.add("client.tenant_id", "%q must be the application's home tenant: a tenant id (GUID) or domain name, not common or organizations", cl.TenantID)
 	}
 	n := 0
@@ -332,7 +333,7 @@ func (c *Config) validateInbound(v *validator) {
 		v.add("inbound.allowed_tenants", "\"*\" accepts every tenant and must stand alone")
 	}
 	for i, t := range in.AllowedTenants {
-		if t != "*" && !ident.IsGUID(t) {
+		if t != "*" && !idshape.IsGUID(t) {
 			v.add(fmt.Sprintf("inbound.allowed_tenants[%d]", i), "%q must be a tenant id (a GUID, as in the tid claim of tokens) or \"*\"", t)
 		}
 	}
@@ -444,7 +445,7 @@ func (c *Config) validateRoutes(v *validator) {
 
 		v.upstream(key+".upstream", r.Upstream)
 
-		rfc8693 := c.Authority.Protocol == ProtocolRFC8693
+		rfc8693 := c.Authority.Protocol == obo.ProtocolRFC8693
 		if len(r.Scopes) == 0 && (!rfc8693 || r.Audience == "") {
 			if rfc8693 {
 				v.add(key+".scopes", "must not be empty unless the route has an audience")
@@ -454,8 +455,8 @@ func (c *Config) validateRoutes(v *validator) {
 		}
 		v.tokens(key+".scopes", r.Scopes)
 		switch r.Flow {
-		case FlowOnBehalfOf:
-		case FlowClientCredentials:
+		case obo.FlowOnBehalfOf:
+		case obo.FlowClientCredentials:
 			for j, s := range r.Scopes {
 				if s != "" && !strings.HasSuffix(s, "/.default") && !rfc8693 {
 					v.add(fmt.Sprintf("%s.scopes[%d]", key, j), "client_credentials scopes must end in \"/.default\"")
@@ -466,7 +467,7 @@ func (c *Config) validateRoutes(v *validator) {
 					key, EnvAzureTenantID)
 			}
 		default:
-			v.add(key+".flow", "%q is not a valid flow (use %s or %s)", r.Flow, FlowOnBehalfOf, FlowClientCredentials)
+			v.add(key+".flow", "%q is not a valid flow (use %s or %s)", r.Flow, obo.FlowOnBehalfOf, obo.FlowClientCredentials)
 		}
 		c.validateTokenType(v, key, r)
 		v.positive(key+".timeout", r.Timeout)
@@ -476,11 +477,11 @@ func (c *Config) validateRoutes(v *validator) {
 // validateTokenType checks the keys that say which token B a route asks
 // for and how it is presented.
 func (c *Config) validateTokenType(v *validator, key string, r Route) {
-	rfc8693 := c.Authority.Protocol == ProtocolRFC8693
+	rfc8693 := c.Authority.Protocol == obo.ProtocolRFC8693
 	switch r.TokenType {
 	case "", TokenTypeAccessToken:
 	case TokenTypeSAML2:
-		if r.Flow == FlowClientCredentials {
+		if r.Flow == obo.FlowClientCredentials {
 			v.add(key+".token_type", "saml2 needs flow on_behalf_of: SAML assertions are issued for a user")
 		}
 	default:
@@ -503,7 +504,7 @@ func (c *Config) validateTokenType(v *validator, key string, r Route) {
 			v.add(key+".requested_token_type", "%q must be a token type URI such as %s", t, obo.TokenTypeAccessToken)
 		case r.TokenType == TokenTypeSAML2 && t != obo.TokenTypeSAML2:
 			v.add(key+".requested_token_type", "%q contradicts token_type saml2 (which asks for %s); remove one of them", t, obo.TokenTypeSAML2)
-		case r.Flow == FlowClientCredentials:
+		case r.Flow == obo.FlowClientCredentials:
 			v.add(key+".requested_token_type", "is only sent on behalf of a user (flow on_behalf_of)")
 		}
 	}

@@ -7,6 +7,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/obo-gateway/obo-gateway/obo"
+	"github.com/obo-gateway/obo-gateway/proxy"
 )
 
 // validConfig returns a valid configuration with every default filled in,
@@ -21,7 +24,7 @@ func validConfig() *Config {
 			URL:         "https://login.microsoftonline.com/tenant/v2.0",
 			Timeout:     Duration(10 * time.Second),
 			JWKSRefresh: Duration(time.Hour),
-			Protocol:    ProtocolEntra,
+			Protocol:    obo.ProtocolEntra,
 			Retries:     2,
 			Breaker:     Breaker{Failures: 5, OpenFor: Duration(30 * time.Second)},
 
@@ -41,13 +44,13 @@ func validConfig() *Config {
 			PathPrefix: "/graph",
 			Upstream:   "https://graph.microsoft.com/v1.0",
 			Scopes:     []string{"https://graph.microsoft.com/User.Read"},
-			Flow:       FlowOnBehalfOf,
+			Flow:       obo.FlowOnBehalfOf,
 			TokenType:  TokenTypeAccessToken,
 			Timeout:    Duration(30 * time.Second),
 
 			ReplayMaxBytes: 64 * KiB,
 		}},
-		Cache: Cache{MaxBytes: 64 * MiB, Key: CacheKeyUser},
+		Cache: Cache{MaxBytes: 64 * MiB, Key: proxy.KeyUser},
 	}
 }
 
@@ -95,7 +98,7 @@ func TestValidateAcceptsValid(t *testing.T) {
 		{"every allowed algorithm", func(c *Config) { c.Inbound.Algorithms = allowedAlgorithms() }},
 		{"required scopes", func(c *Config) { c.Inbound.RequiredScopes = []string{"access_as_user"} }},
 		{"client credentials", func(c *Config) {
-			c.Routes[0].Flow = FlowClientCredentials
+			c.Routes[0].Flow = obo.FlowClientCredentials
 			c.Routes[0].Scopes = []string{"https://graph.microsoft.com/.default"}
 		}},
 		{"plain http upstream with port", func(c *Config) { c.Routes[0].Upstream = "http://10.0.0.1:8080/api/" }},
@@ -271,7 +274,7 @@ func TestValidateRules(t *testing.T) {
 			Problems{{Key: "routes[0].scopes[1]", Message: "must not be empty"}}},
 		{"scope with space", func(c *Config) { c.Routes[0].Scopes = []string{"User.Read Mail.Read"} },
 			Problems{{Key: "routes[0].scopes[0]", Message: `"User.Read Mail.Read" must not contain white space`}}},
-		{"client credentials scope", func(c *Config) { c.Routes[0].Flow = FlowClientCredentials },
+		{"client credentials scope", func(c *Config) { c.Routes[0].Flow = obo.FlowClientCredentials },
 			Problems{{Key: "routes[0].scopes[0]", Message: `client_credentials scopes must end in "/.default"`}}},
 		{"flow unknown", func(c *Config) { c.Routes[0].Flow = "obo" },
 			Problems{{Key: "routes[0].flow", Message: `"obo" is not a valid flow (use on_behalf_of or client_credentials)`}}},
@@ -354,7 +357,7 @@ func TestValidateFastPathKeys(t *testing.T) {
 		})
 	}
 	c := validConfig()
-	c.Cache.Key, c.Client.Capabilities, c.Inbound.VerifiedCacheBytes = CacheKeyAssertion, []string{"cp1"}, 0
+	c.Cache.Key, c.Client.Capabilities, c.Inbound.VerifiedCacheBytes = proxy.KeyAssertion, []string{"cp1"}, 0
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid fast-path settings refused: %v", err)
 	}

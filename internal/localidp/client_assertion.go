@@ -6,13 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/obo-gateway/obo-gateway/internal/safejson"
 )
 
 // DefaultFederatedAudience is the audience Entra expects in federated
@@ -49,10 +50,10 @@ func (s *Server) verifyClientAssertion(client Client, cred clientCredential, end
 		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - the assertion is not a compact JWS.]")
 	}
 	var h assertionHeader
-	if err := decodeSegment(parts[0], &h); err != nil {
+	if err := safejson.DecodeSegment(parts[0], &h); err != nil {
 		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - the header is %v.]", err)
 	}
-	claims, ok := PeekClaims(cred.assertion)
+	claims, ok := peekClaims(cred.assertion)
 	if !ok {
 		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - the payload is not a JSON object.]")
 	}
@@ -304,18 +305,6 @@ func thumbprintMatches(header string, sum []byte) bool {
 func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
 func sha1Of(b []byte) []byte { s := sha1.Sum(b); return s[:] } // #nosec G401 -- see the import
-
-// decodeSegment decodes a base64url JWT segment holding a JSON object.
-func decodeSegment(seg string, dst any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return errors.New("not base64url")
-	}
-	if err := json.Unmarshal(b, dst); err != nil {
-		return fmt.Errorf("not the expected JSON object")
-	}
-	return nil
-}
 
 // clientInfo returns the client_info of a token answer: the base64url JSON
 // {"uid": oid, "utid": tid} Entra sends when the request asks for it.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 // oauthError is an error answer of the token endpoint, rendered the way
@@ -53,7 +53,7 @@ type errorBody struct {
 // correlationID returns the client-request-id the client sent, when it is a
 // GUID (Entra echoes it), or a new random GUID.
 func correlationID(r *http.Request) string {
-	if id := r.Header.Get("client-request-id"); ident.IsGUID(id) {
+	if id := r.Header.Get("client-request-id"); idshape.IsGUID(id) {
 		return id
 	}
 	return newGUID()

@@ -3,7 +3,6 @@ package localidp
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/obo-gateway/obo-gateway/internal/safejson"
 )
 
 const rsaKeyBits = 2048
@@ -172,16 +173,12 @@ func (s *Server) verifySignature(token string) (map[string]any, error) {
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: the token is not a compact JWS", errMalformed)
 	}
-	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return nil, fmt.Errorf("%w: the token header is not base64url", errMalformed)
-	}
 	var header struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 	}
-	if err := json.Unmarshal(rawHeader, &header); err != nil {
-		return nil, fmt.Errorf("%w: the token header is not JSON", errMalformed)
+	if err := safejson.DecodeSegment(parts[0], &header); err != nil {
+		return nil, fmt.Errorf("%w: the token header is %v", errMalformed, err)
 	}
 	if header.Alg != jwa.RS256().String() {
 		return nil, fmt.Errorf("the signing algorithm %q is not allowed", header.Alg)
@@ -212,18 +209,10 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	return claims, nil
 }
 
-// PeekClaims decodes the payload of a compact JWT without verifying its
-// signature, numbers kept as json.Number, and reports whether token is one.
-// It is for reading claims, never for trusting them.
-func PeekClaims(token string) (map[string]any, bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, false
-	}
-	claims, err := decodeClaims(payload)
-	return claims, err == nil
+// peekClaims decodes the payload of a compact JWT without verifying it,
+// keeping numbers as json.Number.
+func peekClaims(token string) (map[string]any, bool) {
+	var claims map[string]any
+	err := safejson.DecodePayload(token, &claims)
+	return claims, err == nil && claims != nil
 }

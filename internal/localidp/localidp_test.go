@@ -23,7 +23,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 const (
@@ -560,7 +560,7 @@ func checkEntraError(t *testing.T, a answer, code int) {
 		t.Errorf("timestamp %q: %v", a.str("timestamp"), err)
 	}
 	for _, f := range []string{"trace_id", "correlation_id"} {
-		if !ident.IsGUID(a.str(f)) {
+		if !idshape.IsGUID(a.str(f)) {
 			t.Errorf("%s = %q, want a GUID", f, a.str(f))
 		}
 	}

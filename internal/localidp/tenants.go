@@ -14,14 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/obo-gateway/obo-gateway/internal/ident"
+	"github.com/obo-gateway/obo-gateway/internal/idshape"
 )
 
 // validTenantID reports whether t can name a hosted tenant: a GUID or a
 // domain name, not one of the multi-tenant names and not "sts" (the path of
 // the v1 issuers).
 func validTenantID(t string) bool {
-	return ident.IsTenantName(t) && !isMultiTenant(t) && !strings.EqualFold(t, "sts")
+	return idshape.IsTenantName(t) && !isMultiTenant(t) && !strings.EqualFold(t, "sts")
 }
 
 // isMultiTenant reports whether tenant is "common" or "organizations",

@@ -136,14 +136,14 @@ func (s *Server) recordRequest(form url.Values, grant string, leg AgentLeg) {
 	switch grant {
 	case GrantOnBehalfOf:
 		s.onBehalfOfRequests.Add(1)
-		if claims, ok := PeekClaims(form.Get("assertion")); ok {
+		if claims, ok := peekClaims(form.Get("assertion")); ok {
 			oid, _ = claims["oid"].(string)
 		}
 	case GrantClientCredentials:
 		s.clientCredentialsRequests.Add(1)
 	case GrantTokenExchange:
 		s.tokenExchangeRequests.Add(1)
-		if claims, ok := PeekClaims(form.Get("subject_token")); ok {
+		if claims, ok := peekClaims(form.Get("subject_token")); ok {
 			oid, _ = claims["oid"].(string)
 		}
 	}

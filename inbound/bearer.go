@@ -1,22 +1,16 @@
-package proxy
+package inbound
 
 import (
 	"net/http"
 	"strings"
 )
 
-// bearerToken returns the credential of the request's single
-// "Authorization: Bearer <credential>" header. The scheme is matched
-// case-insensitively (RFC 7235). It returns a *RejectError when the header
-// is missing, repeated or malformed. A header of another scheme (Basic,
-// say) counts as missing: RFC 6750 answers an unsupported authentication
-// method with a bare challenge, no error code.
-//
-// The credential's syntax, an RFC 6750 b64token, is checked by
-// Validator.Validate, not here: a token the verified-token cache holds is
-// byte for byte one that passed Validate, so a cache hit need not scan the
-// token's kilobyte again.
-func bearerToken(h http.Header) (string, error) {
+// BearerToken returns the credential of the request's single
+// "Authorization: Bearer <credential>" header, the scheme matched without
+// regard to case, or a *RejectError. Another scheme counts as no token (RFC
+// 6750: a bare challenge); the credential's b64token syntax is Validate's to
+// check, so a VerifiedCache hit does not scan it again.
+func BearerToken(h http.Header) (string, error) {
 	values := h.Values("Authorization")
 	switch len(values) {
 	case 0:
@@ -29,7 +23,7 @@ func bearerToken(h http.Header) (string, error) {
 }
 
 // parseBearer parses the value of one Authorization header; see
-// bearerToken.
+// BearerToken.
 func parseBearer(v string) (string, error) {
 	const scheme = "bearer"
 	if v == "" {

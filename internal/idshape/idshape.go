@@ -1,13 +1,11 @@
-// Package ident checks the shape of Microsoft identity platform
+// Package idshape checks the shape of Microsoft identity platform
 // identifiers before they are put into a URL or an issuer: tenant names
 // (a tenant id or a verified domain) and GUIDs; and the shape of tokens
 // and authentication schemes before they are put into a header.
 //
-// The checks are written out rather than compiled from regular
-// expressions: a bounded repetition such as [A-Za-z0-9.-]{0,126} compiles
-// into a program of thousands of instructions, which every garbage
-// collection of the gateway would scan for as long as it runs.
-package ident
+// The checks are written out: a regular expression with a bounded
+// repetition compiles into a large program the collector scans forever.
+package idshape
 
 // MaxTenantName is the length of the longest tenant name IsTenantName
 // accepts.
