@@ -417,12 +417,13 @@ func (a *App) buildHandler(ctx context.Context) error {
 		URL:        md.JWKSURI,
 		HTTPClient: hc,
 		Refresh:    cfg.Authority.JWKSRefresh.D(),
-		OnFetch: func(ok bool) {
-			outcome := "success"
-			if !ok {
-				outcome = "failure"
+		OnFetch: func(err error) {
+			if err != nil {
+				a.metrics.JWKSRefreshes.WithLabelValues("failure").Inc()
+				a.log.Warn("key set fetch failed; the last good key set stays", "jwks_uri", md.JWKSURI, "error", err.Error())
+				return
 			}
-			a.metrics.JWKSRefreshes.WithLabelValues(outcome).Inc()
+			a.metrics.JWKSRefreshes.WithLabelValues("success").Inc()
 		},
 	})
 	if err != nil {
