@@ -208,14 +208,14 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 	}
 	// Every fault runs at once, in phases, to keep the test short.
 	type run struct {
-		name    string
-		gone    bool
+		name     string
+		gone     bool
 		mode     atomic.Int32 // 0 good, 1 fault, 2 good with the next key too, 3 next only
 		fetches  atomic.Int32
 		failures atomic.Int32 // fetches reported to OnFetch as failed
-		before  int32
-		srv     *httptest.Server
-		keys    *KeySet
+		before   int32
+		srv      *httptest.Server
+		keys     *KeySet
 	}
 	runs := make([]*run, len(faults))
 	for i, tc := range faults {
