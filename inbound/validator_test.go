@@ -131,6 +131,34 @@ func TestValidate(t *testing.T) {
 		{"JWE", "a.b.c.d.e", ReasonMalformed},
 		{"bad base64", "!!!.b.c", ReasonMalformed},
 		{"huge", strings.Repeat("a", MaxTokenBytes+1), ReasonMalformed},
+		{"typ at+jwt", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "at+jwt"}, goodClaims(now)), ""},
+		{"typ application/AT+JWT", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/AT+JWT"}, goodClaims(now)), ""},
+		{"typ jwt", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "jwt"}, goodClaims(now)), ""},
+		{"no typ", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(now)), ""},
+		{"typ logout+jwt", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "logout+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ id_token+jwt", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/id_token+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ secevent+jwt", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "secevent+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ application/", good.sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/"}, goodClaims(now)), ReasonTokenType},
+		{"nonce", good.sign(t, hdr, with("nonce", "n-0S6_WzA2Mj")), ReasonTokenType},
+		{"null nonce", good.sign(t, hdr, with("nonce", json.RawMessage("null"))), ReasonTokenType},
+		{"at_hash", good.sign(t, hdr, with("at_hash", "77QmUPtjPfzWtF2AnpK9RQ")), ReasonTokenType},
+		{"c_hash", good.sign(t, hdr, with("c_hash", "LDktKdoQak3Pk0cnXxCltA")), ReasonTokenType},
+		{"events", good.sign(t, hdr, with("events", map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}})), ReasonTokenType},
+		{"idtyp user", good.sign(t, hdr, with("idtyp", "user")), ""},
+		{"idtyp app with delegated scopes", good.sign(t, hdr, with("idtyp", "app")), ReasonTokenType},
+		{"idtyp user without delegated scopes", good.sign(t, hdr, func() map[string]any {
+			c := with("idtyp", "user")
+			delete(c, "scp")
+			c["roles"] = []string{"Reader"}
+			return c
+		}()), ReasonTokenType},
+		{"idtyp device", good.sign(t, hdr, with("idtyp", "device")), ReasonTokenType},
+		{"padded", good.sign(t, hdr, goodClaims(now)) + "==", ReasonMalformed},
+		{"padded header", func() string {
+			tok := good.sign(t, hdr, goodClaims(now))
+			h, rest, _ := strings.Cut(tok, ".")
+			return h + "=." + rest
+		}(), ReasonMalformed},
 		{"tampered payload", func() string {
 			tok := good.sign(t, hdr, goodClaims(now))
 			parts := strings.Split(tok, ".")
@@ -269,6 +297,9 @@ func TestValidateTenantsAndVersions(t *testing.T) {
 		{"single: v2", single, claims(v2(tenantA), tenantA, nil), "", "2.0"},
 		{"single: v1", single, claims(v1(tenantA), tenantA, nil), "", "1.0"},
 		{"single: v1 of another tenant", single, claims(v1(tenantB), tenantB, nil), ReasonIssuer, ""},
+		{"single: tid of another tenant than the issuer's", single, claims(v2(tenantA), tenantB, nil), ReasonIssuer, ""},
+		{"single: v1 with tid of another tenant than the issuer's", single, claims(v1(tenantA), tenantC, nil), ReasonIssuer, ""},
+		{"single: tid in another case", single, claims(v2(tenantA), strings.ToUpper(tenantA), nil), "", "2.0"},
 		{"single without v1 issuer: v1 refused", singleNoV1, claims(v1(tenantA), tenantA, nil), ReasonIssuer, ""},
 		{"single narrowed to another tenant", narrowed, claims(v2(tenantA), tenantA, nil), ReasonTenant, ""},
 		{"v1 audience must still match", single, claims(v1(tenantA), tenantA, map[string]any{"aud": "https://graph.microsoft.com"}), ReasonAudience, ""},
