@@ -46,6 +46,9 @@ func TestKeysSeparateUsersAndScopes(t *testing.T) {
 		UserKey("t1", "u1", nil, "b"), UserKey("t1u", "1", nil, "a"), UserKey("t", "1u1", nil, "a"),
 		UserKey("t1", "u1", []string{"c1"}, "a"), UserKey("t1", "u1", []string{"c1", "c2"}, "a"),
 		AppKey("a"), AssertionKey([32]byte{1}, "a"), AssertionKey([32]byte{2}, "a"),
+		// The issuer and subject of a token without oid are not a tenant
+		// and object id, even when their values are.
+		SubjectKey("t1", "u1", nil, "a"), SubjectKey("t1", "u2", nil, "a"),
 	}
 	if UserKey("t", "u", []string{"c2", "c1", "c1"}, "a") != UserKey("t", "u", []string{"c1", "c2"}, "a") {
 		t.Error("authentication contexts are not normalised")

@@ -149,8 +149,10 @@ func (h *Handler) cacheKey(rt *route, c *inbound.Claims, sum [sha256.Size]byte) 
 	case h.keyMode == KeyAssertion:
 		return cache.AssertionKey(sum, rt.scopeSet)
 	}
-	tenant, user := c.User()
-	return cache.UserKey(tenant, user, c.AuthContexts, rt.scopeSet)
+	if c.ObjectID == "" {
+		return cache.SubjectKey(c.Issuer, c.Subject, c.AuthContexts, rt.scopeSet)
+	}
+	return cache.UserKey(c.TenantID, c.ObjectID, c.AuthContexts, rt.scopeSet)
 }
 
 // forward obtains token B and proxies the request.
