@@ -459,7 +459,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
-			ForwardCookies: bool(r.ForwardCookies),
+			ForwardCookies: bool(r.ForwardCookies), WebSocket: bool(r.WebSocket),
 		})
 	}
 	h, err := proxy.New(proxy.Config{
