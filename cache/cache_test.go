@@ -49,6 +49,9 @@ func TestKeysSeparateUsersAndScopes(t *testing.T) {
 		AgentKey("l", "t1", "g1", "", "a"), AgentKey("l", "t1", "g2", "", "a"), AgentKey("l", "t2", "g1", "", "a"),
 		AgentKey("m", "t1", "g1", "", "a"), AgentKey("l", "t1", "g1", "u1", "a"), AgentKey("l", "t1", "g1", "u2", "a"),
 		AgentKey("l", "t1", "g1u", "1", "a"), AgentKey("l", "t1", "g1", "", "b"),
+		// The issuer and subject of a token without oid are not a tenant
+		// and object id, even when their values are.
+		SubjectKey("t1", "u1", nil, "a"), SubjectKey("t1", "u2", nil, "a"),
 	}
 	if UserKey("t", "u", []string{"c2", "c1", "c1"}, "a") != UserKey("t", "u", []string{"c1", "c2"}, "a") {
 		t.Error("authentication contexts are not normalised")

@@ -22,19 +22,31 @@ func NormalizeScopes(scopes []string) string {
 }
 
 // UserKey is the key of a delegated token B in the default key mode: the
-// user's tenant and object id (or, when the token has none, its issuer and
-// subject), the authentication contexts the user satisfied ("acrs", so a
-// stepped-up token never shares an entry with a plain one) and the
-// normalised scope set. Every part but the last is length-prefixed, so no
-// choice of claim values can make two different users share a key.
+// user's tenant and object id, the authentication contexts the user
+// satisfied ("acrs", so a stepped-up token never shares an entry with a
+// plain one) and the normalised scope set. Every part but the last is
+// length-prefixed, so no choice of claim values can make two different
+// users share a key.
 func UserKey(tenant, user string, authContexts []string, scopeSet string) string {
+	return userKey('u', tenant, user, authContexts, scopeSet)
+}
+
+// SubjectKey is UserKey for a token without an object id, which names its
+// user by issuer and subject. Its own tag keeps it apart from every UserKey,
+// whatever the claims' values.
+func SubjectKey(issuer, subject string, authContexts []string, scopeSet string) string {
+	return userKey('s', issuer, subject, authContexts, scopeSet)
+}
+
+// userKey is UserKey and SubjectKey, which tag says apart.
+func userKey(tag byte, tenant, user string, authContexts []string, scopeSet string) string {
 	var b strings.Builder
 	n := len(tenant) + len(user) + len(scopeSet) + 16
 	for _, a := range authContexts {
 		n += len(a) + 1
 	}
 	b.Grow(n)
-	b.WriteByte('u')
+	b.WriteByte(tag)
 	writePrefixed(&b, tenant)
 	writePrefixed(&b, user)
 	switch len(authContexts) {
@@ -65,7 +77,7 @@ func AssertionKey(assertionSum [32]byte, scopeSet string) string {
 }
 
 // AppKey is the key of an app-only token B (client credentials): it depends
-// on the scope set only, and never equals a UserKey.
+// on the scope set only, and never equals a UserKey or a SubjectKey.
 func AppKey(scopeSet string) string {
 	return "a" + scopeSet
 }

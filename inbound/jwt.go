@@ -11,6 +11,7 @@ import (
 type header struct {
 	Alg  string          `json:"alg"`
 	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
 	Crit json.RawMessage `json:"crit"`
 	Enc  string          `json:"enc"`
 }
@@ -73,4 +74,15 @@ type payload struct {
 	PreferredUsername string `json:"preferred_username"`
 	Upn               string `json:"upn"`
 	UniqueName        string `json:"unique_name"`
+
+	// Idtyp is Entra's "app" or "user" token type, when the application
+	// asks for it.
+	Idtyp string `json:"idtyp"`
+	// Claims of ID tokens and security event tokens, which no access
+	// token carries (OpenID Connect Core 2, RFC 8417 2.2); only their
+	// presence matters.
+	Nonce  json.RawMessage `json:"nonce"`
+	AtHash json.RawMessage `json:"at_hash"`
+	CHash  json.RawMessage `json:"c_hash"`
+	Events json.RawMessage `json:"events"`
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/sync/singleflight"
 )
@@ -37,9 +38,17 @@ type KeySetConfig struct {
 	// gateway hammer the authority. Zero means DefaultMinRefetch.
 	MinRefetch time.Duration
 	// OnFetch, when set, is called after every fetch of the key set with
-	// whether it succeeded (status 200).
-	OnFetch func(ok bool)
+	// nil, or with why the fetched set was not taken: a transport error, a
+	// status other than 200, a body that is not a key set, or a set
+	// without any usable signing key (ErrNoSigningKeys).
+	OnFetch func(err error)
 }
+
+// ErrNoSigningKeys is reported to KeySetConfig.OnFetch for a fetched key set
+// that holds no key able to verify a token A's signature (an empty set, or
+// only encryption or symmetric keys): such a set is not taken, as it would
+// lock every user out, and the last good set stays.
+var ErrNoSigningKeys = errors.New("the key set holds no usable signing key")
 
 // Defaults of KeySetConfig.
 const (
@@ -48,12 +57,13 @@ const (
 )
 
 // KeySet is the authority's signing keys, held and refreshed in the
-// background by jwx's JWKS cache, which keeps the last good set when a
-// refresh fails. A token signed with a key id the set does not hold causes
+// background by an httprc client parsing the set with jwx, which keeps the
+// last good set when a refresh fails; a set without a usable signing key
+// counts as a failed refresh. A set that withdraws some keys is taken. A token signed with a key id the set does not hold causes
 // one immediate refetch (at most one per MinRefetch, shared by the requests
 // that wait for it), so a key rollover fails no request.
 type KeySet struct {
-	cache      *jwk.Cache
+	ctrl       httprc.Controller
 	res        *httprc.ResourceBase[jwk.Set]
 	minRefetch time.Duration
 	cancel     context.CancelFunc
@@ -71,9 +81,8 @@ type generation struct {
 	n   uint64
 }
 
-// NewKeySet registers cfg.URL with a new JWKS cache and starts fetching in
-// the background; it does not wait for the first fetch (see Ready). Close
-// stops it; so does the end of ctx.
+// NewKeySet starts fetching cfg.URL in the background; it does not wait
+// for the first fetch (see Ready). Close stops it; so does the end of ctx.
 func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultKeyRefresh
@@ -81,34 +90,34 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 	if cfg.MinRefetch <= 0 {
 		cfg.MinRefetch = DefaultMinRefetch
 	}
-	hc := cfg.HTTPClient
-	if cfg.OnFetch != nil {
-		c := *hc
-		c.Transport = observedTransport{next: cmpTransport(hc.Transport), onFetch: cfg.OnFetch}
-		hc = &c
+	onFetch := cfg.OnFetch
+	if onFetch == nil {
+		onFetch = func(error) {}
 	}
+	hc := *cfg.HTTPClient
+	hc.Transport = observedTransport{next: cmpTransport(hc.Transport), onFetch: onFetch}
 	ctx, cancel := context.WithCancel(ctx)
-	c, err := jwk.NewCache(ctx, httprc.NewClient())
+	res, err := httprc.NewResource[jwk.Set](cfg.URL, signingKeys{onFetch: onFetch}, httprc.WithHTTPClient(&hc),
+		httprc.WithConstantInterval(cfg.Refresh), httprc.WithMinInterval(cfg.MinRefetch))
+	var ctrl httprc.Controller
 	if err == nil {
-		err = c.Register(ctx, cfg.URL, jwk.WithHTTPClient(hc), jwk.WithConstantInterval(cfg.Refresh),
-			jwk.WithHttprcResourceOption(httprc.WithMinInterval(cfg.MinRefetch)), jwk.WithWaitReady(false))
+		ctrl, err = httprc.NewClient().Start(ctx)
 	}
-	var res *httprc.ResourceBase[jwk.Set]
 	if err == nil {
-		res, err = c.LookupResource(ctx, cfg.URL)
+		err = ctrl.Add(ctx, res, httprc.WithWaitReady(false))
 	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("inbound: key set %s: %w", cfg.URL, err)
 	}
-	return &KeySet{cache: c, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel}, nil
+	return &KeySet{ctrl: ctrl, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel}, nil
 }
 
 // Close stops the background refresh.
 func (k *KeySet) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := k.cache.Shutdown(ctx)
+	err := k.ctrl.ShutdownContext(ctx)
 	k.cancel()
 	return err
 }
@@ -159,8 +168,7 @@ func (k *KeySet) refetch() {
 		}
 		ctx, cancel := context.WithTimeout(k.ctx, 30*time.Second)
 		defer cancel()
-		_, err := k.cache.Refresh(ctx, k.res.URL())
-		return nil, err
+		return nil, k.ctrl.Refresh(ctx, k.res.URL())
 	})
 }
 
@@ -241,15 +249,57 @@ func forSignatures(key jwk.Key) bool {
 	return true
 }
 
-// observedTransport reports the outcome of each key set fetch.
+// signingKeys parses a fetched key set with jwx and refuses a set without a
+// usable signing key, so that the last good set stays. It reports the
+// outcome of each fetch answered with status 200.
+type signingKeys struct{ onFetch func(error) }
+
+func (t signingKeys) Transform(ctx context.Context, res *http.Response) (jwk.Set, error) {
+	set, err := jwk.Transformer{}.Transform(ctx, res)
+	if err == nil && !slices.ContainsFunc(keysOf(set), usable) {
+		err = ErrNoSigningKeys
+	}
+	t.onFetch(err)
+	return set, err
+}
+
+// keysOf returns the keys of set.
+func keysOf(set jwk.Set) []jwk.Key {
+	keys := make([]jwk.Key, 0, set.Len())
+	for i := range set.Len() {
+		if key, ok := set.Key(i); ok {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// usable reports whether key can verify a token A: a public key of a type
+// the gateway accepts (HMAC keys never are), published for signatures.
+func usable(key jwk.Key) bool {
+	switch key.KeyType() {
+	case jwa.RSA(), jwa.EC(), jwa.OKP():
+		return forSignatures(key)
+	}
+	return false
+}
+
+// observedTransport reports the fetches that fail before their body is
+// parsed: transport errors and statuses other than 200 (signingKeys reports
+// the others).
 type observedTransport struct {
 	next    http.RoundTripper
-	onFetch func(ok bool)
+	onFetch func(error)
 }
 
 func (t observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	res, err := t.next.RoundTrip(r)
-	t.onFetch(err == nil && res.StatusCode == http.StatusOK)
+	switch {
+	case err != nil:
+		t.onFetch(err)
+	case res.StatusCode != http.StatusOK:
+		t.onFetch(fmt.Errorf("status %d", res.StatusCode))
+	}
 	return res, err
 }
 

@@ -182,6 +182,16 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 		{name: "200 with an invalid key", serve: func(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write([]byte(`{"keys":[{"kty":"RSA","kid":"good","n":"!!","e":"AQAB"}]}`))
 		}},
+		{name: "200 with an empty set", serve: func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":[]}`)) }},
+		{name: "200 with an encryption key only", serve: func(w http.ResponseWriter, r *http.Request) {
+			k, _ := good.PublicSet(t).Key(0)
+			_ = k.Set(jwk.KeyUsageKey, "enc")
+			b, _ := json.Marshal(map[string]any{"keys": []jwk.Key{k}})
+			_, _ = w.Write(b)
+		}},
+		{name: "200 with a symmetric key only", serve: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","kid":"good","k":"c2VjcmV0"}]}`))
+		}},
 		{name: "hangs past the client timeout", serve: func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
@@ -198,13 +208,14 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 	}
 	// Every fault runs at once, in phases, to keep the test short.
 	type run struct {
-		name    string
-		gone    bool
-		mode    atomic.Int32 // 0 good, 1 fault, 2 good with the next key too
-		fetches atomic.Int32
-		before  int32
-		srv     *httptest.Server
-		keys    *KeySet
+		name     string
+		gone     bool
+		mode     atomic.Int32 // 0 good, 1 fault, 2 good with the next key too, 3 next only
+		fetches  atomic.Int32
+		failures atomic.Int32 // fetches reported to OnFetch as failed
+		before   int32
+		srv      *httptest.Server
+		keys     *KeySet
 	}
 	runs := make([]*run, len(faults))
 	for i, tc := range faults {
@@ -216,13 +227,20 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 				_, _ = w.Write(setJSON(good))
 			case 1:
 				tc.serve(w, req)
-			default:
+			case 2:
 				_, _ = w.Write(setJSON(good, next))
+			default:
+				_, _ = w.Write(setJSON(next))
 			}
 		}))
 		t.Cleanup(r.srv.Close)
 		k, err := NewKeySet(context.Background(), KeySetConfig{URL: r.srv.URL,
-			HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}, Refresh: time.Second, MinRefetch: 50 * time.Millisecond})
+			HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}, Refresh: time.Second, MinRefetch: 50 * time.Millisecond,
+			OnFetch: func(err error) {
+				if err != nil && r.mode.Load() == 1 {
+					r.failures.Add(1)
+				}
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,6 +278,9 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 		if _, ok := r.keys.Published("good"); !ok || r.keys.Len() != 1 {
 			t.Errorf("%s: key set after failed refreshes: Published(good) %v, Len %d", r.name, ok, r.keys.Len())
 		}
+		if r.failures.Load() == 0 {
+			t.Errorf("%s: no fetch during the fault was reported as failed", r.name)
+		}
 		r.mode.Store(2)
 	}
 	for _, r := range runs {
@@ -269,6 +290,17 @@ func TestFailedRefreshKeepsLastGoodKeySet(t *testing.T) {
 		waitFor(t, r.name+": the next key after the fault", func() bool {
 			_, err := r.keys.Key(context.Background(), "next")
 			return err == nil
+		})
+		// A set that withdraws some keys is taken: that is how a key is revoked.
+		r.mode.Store(3)
+	}
+	for _, r := range runs {
+		if r.gone {
+			continue
+		}
+		waitFor(t, r.name+": the withdrawal of the good key", func() bool {
+			_, ok := r.keys.Published("good")
+			return !ok
 		})
 	}
 }

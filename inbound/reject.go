@@ -20,6 +20,9 @@ const (
 	ReasonScope       = "scope"
 	ReasonAppOnly     = "app_only"
 	ReasonKeys        = "keys_unavailable"
+	// ReasonTokenType refuses a token that is not an access token: an ID
+	// token or a logout token, say (see Validator).
+	ReasonTokenType = "token_type"
 )
 
 // RejectError is the refusal of a token A. Status says how the gateway

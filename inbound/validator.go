@@ -71,6 +71,9 @@ type Validator struct {
 	// tenant the issuer admits is accepted.
 	tenants   map[string]bool
 	anyTenant bool
+	// issuerTenant and v1IssuerTenant are the tenant ids single-tenant
+	// issuers name (issuerTenant), which a token's tid must equal.
+	issuerTenant, v1IssuerTenant string
 }
 
 // tenantPlaceholder stands for the token's tenant id in a multi-tenant
@@ -97,7 +100,8 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{DefaultAlgorithm}
 	}
-	v := &Validator{cfg: cfg, algs: make(map[string]jwa.SignatureAlgorithm)}
+	v := &Validator{cfg: cfg, algs: make(map[string]jwa.SignatureAlgorithm),
+		issuerTenant: issuerTenant(cfg.Issuer), v1IssuerTenant: issuerTenant(cfg.V1Issuer)}
 	for _, t := range cfg.AllowedTenants {
 		if t == "*" {
 			v.anyTenant = true
@@ -135,6 +139,11 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	if !isB64Token(raw) {
 		return nil, "", reject(ReasonMalformed, "bearer token contains characters outside the b64token set")
 	}
+	if strings.IndexByte(raw, '=') >= 0 {
+		// RFC 7515 2: a JWS's base64url segments have no padding, so a
+		// padded copy of a token is not that token.
+		return nil, "", reject(ReasonMalformed, "token has base64 padding (=), which a JWS never has")
+	}
 	if n := strings.Count(raw, "."); n != 2 {
 		if n == 4 {
 			return nil, "", reject(ReasonMalformed, "token is an encrypted JWT (JWE); a signed JWT (JWS) is expected")
@@ -160,6 +169,9 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	if err := safejson.DecodeSegment(p64, &p); err != nil {
 		return nil, "", reject(ReasonMalformed, "token claims: %v", err)
 	}
+	if why := notAccessToken(&h, &p); why != "" {
+		return nil, "", reject(ReasonTokenType, "%s", why)
+	}
 	now := v.cfg.Now()
 	skew := v.cfg.ClockSkew
 	if !p.Exp.set {
@@ -171,15 +183,18 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	if p.Nbf.set && now.Add(skew).Before(p.Nbf.t) {
 		return nil, "", reject(ReasonNotYetValid, "token is not valid before %s", p.Nbf.t.UTC().Format(time.RFC3339))
 	}
-	version := "2.0"
+	version, tenant := "2.0", v.issuerTenant
 	switch {
 	case matchIssuer(v.cfg.Issuer, p.Iss, p.Tid):
 	case v.cfg.V1Issuer != "" && matchIssuer(v.cfg.V1Issuer, p.Iss, p.Tid):
-		version = "1.0"
+		version, tenant = "1.0", v.v1IssuerTenant
 	case v.cfg.V1Issuer != "":
 		return nil, "", reject(ReasonIssuer, "token issuer is %q, expected %q (or %q for v1 tokens)", p.Iss, v.cfg.Issuer, v.cfg.V1Issuer)
 	default:
 		return nil, "", reject(ReasonIssuer, "token issuer is %q, expected %q", p.Iss, v.cfg.Issuer)
+	}
+	if tenant != "" && p.Tid != "" && !strings.EqualFold(p.Tid, tenant) {
+		return nil, "", reject(ReasonIssuer, "token tenant %q is not the tenant of its issuer %q", p.Tid, p.Iss)
 	}
 	if !v.anyTenant && v.tenants != nil && !v.tenants[strings.ToLower(p.Tid)] {
 		if p.Tid == "" {
@@ -236,6 +251,24 @@ func matchIssuer(tmpl, iss, tid string) bool {
 		return false
 	}
 	return iss == strings.ReplaceAll(tmpl, tenantPlaceholder, tid)
+}
+
+// issuerTenant returns the tenant id a single-tenant issuer names, the
+// first path segment that is a GUID ("https://login.microsoftonline.com/
+// <tid>/v2.0", "https://sts.windows.net/<tid>/"), or "" for a multi-tenant
+// issuer, whose "{tenantid}" the token's tid fills in, and for an issuer
+// that names no tenant.
+func issuerTenant(issuer string) string {
+	if strings.Contains(issuer, tenantPlaceholder) {
+		return ""
+	}
+	_, rest, _ := strings.Cut(issuer, "://")
+	for seg := range strings.SplitSeq(rest, "/") {
+		if idshape.IsGUID(seg) {
+			return seg
+		}
+	}
+	return ""
 }
 
 func firstOf(values ...string) string {

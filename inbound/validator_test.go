@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,34 @@ func TestValidate(t *testing.T) {
 		{"JWE", "a.b.c.d.e", ReasonMalformed},
 		{"bad base64", "!!!.b.c", ReasonMalformed},
 		{"huge", strings.Repeat("a", MaxTokenBytes+1), ReasonMalformed},
+		{"typ at+jwt", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "at+jwt"}, goodClaims(now)), ""},
+		{"typ application/AT+JWT", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/AT+JWT"}, goodClaims(now)), ""},
+		{"typ jwt", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "jwt"}, goodClaims(now)), ""},
+		{"no typ", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(now)), ""},
+		{"typ logout+jwt", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "logout+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ id_token+jwt", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/id_token+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ secevent+jwt", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "secevent+jwt"}, goodClaims(now)), ReasonTokenType},
+		{"typ application/", good.Sign(t, map[string]any{"alg": "RS256", "kid": "k1", "typ": "application/"}, goodClaims(now)), ReasonTokenType},
+		{"nonce", good.Sign(t, hdr, with("nonce", "n-0S6_WzA2Mj")), ReasonTokenType},
+		{"null nonce", good.Sign(t, hdr, with("nonce", json.RawMessage("null"))), ReasonTokenType},
+		{"at_hash", good.Sign(t, hdr, with("at_hash", "77QmUPtjPfzWtF2AnpK9RQ")), ReasonTokenType},
+		{"c_hash", good.Sign(t, hdr, with("c_hash", "LDktKdoQak3Pk0cnXxCltA")), ReasonTokenType},
+		{"events", good.Sign(t, hdr, with("events", map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}})), ReasonTokenType},
+		{"idtyp user", good.Sign(t, hdr, with("idtyp", "user")), ""},
+		{"idtyp app with delegated scopes", good.Sign(t, hdr, with("idtyp", "app")), ReasonTokenType},
+		{"idtyp user without delegated scopes", good.Sign(t, hdr, func() map[string]any {
+			c := with("idtyp", "user")
+			delete(c, "scp")
+			c["roles"] = []string{"Reader"}
+			return c
+		}()), ReasonTokenType},
+		{"idtyp device", good.Sign(t, hdr, with("idtyp", "device")), ReasonTokenType},
+		{"padded", good.Sign(t, hdr, goodClaims(now)) + "==", ReasonMalformed},
+		{"padded header", func() string {
+			tok := good.Sign(t, hdr, goodClaims(now))
+			h, rest, _ := strings.Cut(tok, ".")
+			return h + "=." + rest
+		}(), ReasonMalformed},
 		{"tampered payload", func() string {
 			tok := good.Sign(t, hdr, goodClaims(now))
 			parts := strings.Split(tok, ".")
@@ -216,6 +245,9 @@ func TestValidateTenantsAndVersions(t *testing.T) {
 		{"single: v2", single, claims(v2(tenantA), tenantA, nil), "", "2.0"},
 		{"single: v1", single, claims(v1(tenantA), tenantA, nil), "", "1.0"},
 		{"single: v1 of another tenant", single, claims(v1(tenantB), tenantB, nil), ReasonIssuer, ""},
+		{"single: tid of another tenant than the issuer's", single, claims(v2(tenantA), tenantB, nil), ReasonIssuer, ""},
+		{"single: v1 with tid of another tenant than the issuer's", single, claims(v1(tenantA), tenantC, nil), ReasonIssuer, ""},
+		{"single: tid in another case", single, claims(v2(tenantA), strings.ToUpper(tenantA), nil), "", "2.0"},
 		{"single without v1 issuer: v1 refused", singleNoV1, claims(v1(tenantA), tenantA, nil), ReasonIssuer, ""},
 		{"single narrowed to another tenant", narrowed, claims(v2(tenantA), tenantA, nil), ReasonTenant, ""},
 		{"v1 audience must still match", single, claims(v1(tenantA), tenantA, map[string]any{"aud": "https://graph.microsoft.com"}), ReasonAudience, ""},

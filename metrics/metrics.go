@@ -55,9 +55,11 @@ type Metrics struct {
 	// DownstreamErrors counts requests that could not be proxied to the
 	// downstream API, by route.
 	DownstreamErrors *prometheus.CounterVec
-	// BadRequests counts requests refused before authentication by reason
-	// (no_route, bad_path, too_many_headers, starting, and unreadable for
-	// those Go's HTTP server refuses or cannot finish reading).
+	// BadRequests counts requests the caller spoilt, by reason: refused
+	// before authentication (no_route, bad_path, too_many_headers, method,
+	// starting, and unreadable for those Go's HTTP server refuses or cannot
+	// finish reading), or after it, a body that could not be read (body)
+	// and a caller gone before its answer (client_closed).
 	BadRequests *prometheus.CounterVec
 	// Refreshes counts refresh-ahead exchanges by outcome (success,
 	// failure).
@@ -148,7 +150,7 @@ func New(version string) *Metrics {
 		}, []string{"route"}),
 		BadRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "bad_requests_total",
-			Help: "Requests refused before authentication, by reason.",
+			Help: "Requests the caller spoilt (refused, unreadable body, caller gone), by reason.",
 		}, []string{"reason"}),
 		Refreshes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "refreshes_total",

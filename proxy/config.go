@@ -43,6 +43,11 @@ type RouteConfig struct {
 	// ForwardCookies sends the inbound Cookie header to the upstream;
 	// otherwise it is removed.
 	ForwardCookies bool
+	// WebSocket forwards WebSocket upgrades (with token B on the upgrade
+	// request); otherwise the Upgrade header is removed and the request
+	// goes on as a plain one. Other upgrades, h2c among them, are never
+	// forwarded.
+	WebSocket bool
 	// RequestedTokenType is the token type asked for, such as
 	// obo.TokenTypeSAML2; empty means an access token.
 	RequestedTokenType string

@@ -41,6 +41,7 @@ type request struct {
 	// body, kept for the retry when replayable.
 	in            *http.Request
 	body          []byte
+	inBody        *inboundBody // the caller's body as proxied; nil without one
 	replayable    bool
 	retried       bool
 	downstreamErr error // set by the reverse proxy's ErrorHandler
@@ -74,6 +75,9 @@ func (h *Handler) serve(st *request, r *http.Request) {
 	if n := headerFields(r.Header); n > h.maxHeaders {
 		h.badRequest(st, "too_many_headers", http.StatusRequestHeaderFieldsTooLarge, "invalid_request",
 			fmt.Sprintf("the request has %d header fields; at most %d are accepted", n, h.maxHeaders))
+		return
+	}
+	if h.refuseTrace(st, r) {
 		return
 	}
 	p, err := cleanPath(r.URL.Path)
@@ -149,8 +153,10 @@ func (h *Handler) cacheKey(rt *route, c *inbound.Claims, sum [sha256.Size]byte) 
 	case h.keyMode == KeyAssertion:
 		return cache.AssertionKey(sum, rt.scopeSet)
 	}
-	tenant, user := c.User()
-	return cache.UserKey(tenant, user, c.AuthContexts, rt.scopeSet)
+	if c.ObjectID == "" {
+		return cache.SubjectKey(c.Issuer, c.Subject, c.AuthContexts, rt.scopeSet)
+	}
+	return cache.UserKey(c.TenantID, c.ObjectID, c.AuthContexts, rt.scopeSet)
 }
 
 // forward obtains token B and proxies the request.
@@ -163,14 +169,14 @@ func (h *Handler) forward(st *request, r *http.Request) {
 	h.m.CacheLookups.WithLabelValues(rt.name, st.cache).Inc()
 	if err != nil {
 		if r.Context().Err() != nil {
-			st.reason = "client_closed"
-			st.w.WriteHeader(statusClientClosed)
+			h.clientClosed(&st.w, st)
 			return
 		}
 		st.reason = writeExchangeError(&st.w, err).reason
 		return
 	}
 	st.entry = entry
+	st.inBody = wrapBody(r)
 	if h.cae && rt.replay > 0 {
 		keepBody(r, st, rt.replay)
 	}

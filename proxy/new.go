@@ -19,6 +19,7 @@ import (
 // Handler is the gateway's request handler. Its answers:
 //
 //	more than MaxRequestHeaders header fields  431 invalid_request
+//	TRACE                                      405 invalid_request, Allow
 //	no route for the path                      404 not_found
 //	path with backslash or double encoding     400 invalid_request
 //	no bearer token                            401, WWW-Authenticate: Bearer
@@ -28,6 +29,8 @@ import (
 //	gateway's credential refused               502
 //	authority down, slow, 5xx or 429           503, Retry-After when known
 //	downstream unreachable                     502
+//	request body unreadable (malformed, short) 400 invalid_request
+//	caller gone before the answer              499 (logged; nobody reads it)
 //
 // Everything else is the downstream's answer, passed through unchanged.
 type Handler struct {
@@ -142,6 +145,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			// already (ReverseProxy); what the caller might use to speak
 			// for a user, or for where the request came from, goes now.
 			stripInbound(pr.Out.Header, h.strip, rt.cookies)
+			dropUpgrade(pr.Out.Header, rt.websocket)
 			pr.SetXForwarded()
 			if rt.bearer {
 				pr.Out.Header.Set("Authorization", st.entry.Credential())
@@ -153,7 +157,12 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 		Transport:  tr,
 		BufferPool: &h.buffers,
 		ModifyResponse: func(res *http.Response) error {
-			return h.checkChallenge(stateOf(res.Request.Context()), res)
+			st := stateOf(res.Request.Context())
+			if res.StatusCode == http.StatusSwitchingProtocols {
+				// Written on the hijacked connection, not through st.w.
+				st.w.status = res.StatusCode
+			}
+			return h.checkChallenge(st, res)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateOf(r.Context())
@@ -162,12 +171,16 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 				h.retryWithClaims(w, st, cc.claims)
 				return
 			}
-			st.downstreamErr = err
-			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-				// The caller went away; nobody reads this answer.
-				w.WriteHeader(statusClientClosed)
+			if be := st.inBody.failure(); be != nil {
+				h.answerBodyFailure(w, st, be)
 				return
 			}
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				// The caller went away; nobody reads this answer.
+				h.clientClosed(w, st)
+				return
+			}
+			st.downstreamErr = err
 			h.m.DownstreamErrors.WithLabelValues(rt.name).Inc()
 			WriteError(w, http.StatusBadGateway, "", ErrorBody{
 				Error:       "bad_gateway",
@@ -218,6 +231,7 @@ func newRoute(rc RouteConfig) (*route, error) {
 		flow:          flow,
 		replay:        rc.ReplayMaxBytes,
 		cookies:       rc.ForwardCookies,
+		websocket:     rc.WebSocket,
 	}
 	rt.appKey = cache.AppKey(rt.scopeSet)
 	return rt, nil

@@ -97,7 +97,9 @@ type route struct {
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies
-	proxy    *httputil.ReverseProxy
+	// websocket is RouteConfig.WebSocket.
+	websocket bool
+	proxy     *httputil.ReverseProxy
 
 	audience, requestedType string
 	present                 obo.Presentation

@@ -457,12 +457,13 @@ func (a *App) buildHandler(ctx context.Context) error {
 		URL:        md.JWKSURI,
 		HTTPClient: hc,
 		Refresh:    cfg.Authority.JWKSRefresh.D(),
-		OnFetch: func(ok bool) {
-			outcome := "success"
-			if !ok {
-				outcome = "failure"
+		OnFetch: func(err error) {
+			if err != nil {
+				a.metrics.JWKSRefreshes.WithLabelValues("failure").Inc()
+				a.log.Warn("key set fetch failed; the last good key set stays", "jwks_uri", md.JWKSURI, "error", err.Error())
+				return
 			}
-			a.metrics.JWKSRefreshes.WithLabelValues(outcome).Inc()
+			a.metrics.JWKSRefreshes.WithLabelValues("success").Inc()
 		},
 	})
 	if err != nil {
@@ -498,7 +499,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
-			ForwardCookies: bool(r.ForwardCookies),
+			ForwardCookies: bool(r.ForwardCookies), WebSocket: bool(r.WebSocket),
 		})
 	}
 	h, err := proxy.New(proxy.Config{

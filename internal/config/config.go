@@ -275,6 +275,10 @@ type Route struct {
 	// Default false: cookies are the caller's session with API A, and are
 	// removed before proxying.
 	ForwardCookies Bool `yaml:"forward_cookies"`
+	// WebSocket forwards WebSocket upgrade requests, with token B on the
+	// upgrade request. Default false: the Upgrade header is removed and
+	// the request goes on as a plain one. h2c is never forwarded.
+	WebSocket Bool `yaml:"websocket"`
 }
 
 // The values of Route.TokenType.

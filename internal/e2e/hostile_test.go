@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,13 @@ func TestHostileTokens(t *testing.T) {
 	// signed by the identity provider's real key, with chosen claims
 	signed := func(edit func(map[string]any)) string {
 		tok, err := e.idp.SignClaims(claims(edit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	typed := func(typ string) string {
+		tok, err := e.idp.SignClaimsAs(typ, claims(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,6 +131,17 @@ func TestHostileTokens(t *testing.T) {
 		{"signed by another tenant's key", otherTenantTok, 401},
 		{"valid token for Microsoft Graph", graphToken, 401},
 		{"app-only token on an OBO route", signed(func(c map[string]any) { delete(c, "scp"); c["roles"] = []string{"x"} }), 403},
+		{"typ logout+jwt", typed("logout+jwt"), 401},
+		{"typ id_token+jwt", typed("application/id_token+jwt"), 401},
+		{"nonce", signed(func(c map[string]any) { c["nonce"] = "n-0S6_WzA2Mj" }), 401},
+		{"at_hash", signed(func(c map[string]any) { c["at_hash"] = "77QmUPtjPfzWtF2AnpK9RQ" }), 401},
+		{"c_hash", signed(func(c map[string]any) { c["c_hash"] = "LDktKdoQak3Pk0cnXxCltA" }), 401},
+		{"events", signed(func(c map[string]any) {
+			c["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}
+		}), 401},
+		{"idtyp app with delegated scopes", signed(func(c map[string]any) { c["idtyp"] = "app" }), 401},
+		{"tid of another tenant than the issuer's", signed(func(c map[string]any) { c["tid"] = "bbbbbbbb-0000-4000-8000-00000000000b" }), 401},
+		{"padded", signed(nil) + "==", 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,8 +155,68 @@ func TestHostileTokens(t *testing.T) {
 			}
 		})
 	}
+	// The controls: an RFC 9068 access token, and one without typ, are
+	// accepted; so is the unpadded token, warm, whose padded copy was
+	// refused.
+	for _, typ := range []string{"at+jwt", "application/AT+JWT", ""} {
+		if a := e.get("/echo/x", typed(typ)); a.status != 200 {
+			t.Errorf("typ %q: %d %s", typ, a.status, a.body)
+		}
+	}
+	warm := signed(nil)
+	for _, tok := range []string{warm, warm + "==", warm + "="} {
+		want := 200
+		if tok != warm {
+			want = 401
+		}
+		if a := e.get("/echo/x", tok); a.status != want {
+			t.Errorf("warm token %q: %d, want %d", tok[len(tok)-4:], a.status, want)
+		}
+	}
 	// The control: the array audience with the API in it is accepted.
 	if a := e.get("/echo/x", signed(func(c map[string]any) { c["aud"] = []string{"https://graph.microsoft.com", apiURI} })); a.status != 200 {
 		t.Errorf("aud array containing the API: %d %s", a.status, a.body)
+	}
+}
+
+// TestIDTokenOnAppRoute: an ID token of API A's own client (aud its client
+// id, a nonce, a role, no scp) and a user token without scopes are refused
+// on a client_credentials route, counted as token_type, with no exchange;
+// an app token saying idtyp=app passes.
+func TestIDTokenOnAppRoute(t *testing.T) {
+	e := start(t, options{})
+	now := time.Now()
+	sign := func(typ string, edit func(map[string]any)) string {
+		c := map[string]any{
+			"iss": e.idp.Issuer(), "aud": clientID, "sub": "s", "oid": "app-or-user", "tid": e.idp.TenantID(),
+			"roles": []string{"Reader"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		}
+		edit(c)
+		tok, err := e.idp.SignClaimsAs(typ, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	before := e.counter(`obo_gateway_inbound_rejections_total{reason="token_type"}`)
+	exchanges := e.idp.TokenRequests()
+	for name, tok := range map[string]string{
+		"ID token":                 sign("JWT", func(c map[string]any) { c["nonce"] = "abc" }),
+		"idtyp user without scp":   sign("JWT", func(c map[string]any) { c["idtyp"] = "user" }),
+		"logout token":             sign("logout+jwt", func(map[string]any) {}),
+		"ID token with idtyp app?": sign("JWT", func(c map[string]any) { c["idtyp"] = "app"; c["at_hash"] = "x" }),
+	} {
+		if a := e.get("/app/x", tok); a.status != http.StatusUnauthorized || a.json(t)["error"] != "invalid_token" {
+			t.Errorf("%s on the app route: %d %s", name, a.status, a.body)
+		}
+	}
+	if got := e.counter(`obo_gateway_inbound_rejections_total{reason="token_type"}`) - before; got != 4 {
+		t.Errorf("token_type refusals counted %d, want 4", got)
+	}
+	if e.idp.TokenRequests() != exchanges {
+		t.Error("a refused token caused an exchange")
+	}
+	if a := e.get("/app/x", sign("JWT", func(c map[string]any) { c["idtyp"] = "app" })); a.status != 200 {
+		t.Errorf("app token with idtyp app: %d %s", a.status, a.body)
 	}
 }

@@ -104,3 +104,58 @@ func TestNotReadyUntilAuthorityLoads(t *testing.T) {
 		t.Error("the refusal while starting is not logged")
 	}
 }
+
+// unknownKidToken returns a token A whose kid the authority never
+// published, which makes the gateway refetch the key set.
+func (e *env) unknownKidToken() string {
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	return b64(`{"alg":"RS256","kid":"never-published"}`) + "." + b64(fmt.Sprintf(
+		`{"iss":%q,"aud":%q,"oid":"u","tid":%q,"scp":"access_as_user","exp":%d}`,
+		e.idp.Issuer(), apiURI, e.idp.TenantID(), time.Now().Add(time.Hour).Unix())) + ".c2ln"
+}
+
+func TestEmptyKeySetKeepsTheLastGoodOne(t *testing.T) {
+	e := start(t, options{})
+	warm := e.token("empty-1")
+	if a := e.get("/echo/x", warm); a.status != 200 {
+		t.Fatalf("before: %d %s", a.status, a.body)
+	}
+	// The authority publishes {"keys":[]}; an unknown kid makes the gateway look.
+	e.idp.RemoveKey(e.idp.SigningKeyID())
+	failures := e.counter(`obo_gateway_jwks_refreshes_total{outcome="failure"}`)
+	if a := e.get("/echo/x", e.unknownKidToken()); a.status != http.StatusUnauthorized {
+		t.Fatalf("unknown kid: %d", a.status)
+	}
+	if got := e.counter(`obo_gateway_jwks_refreshes_total{outcome="failure"}`) - failures; got != 1 {
+		t.Errorf("the empty key set counted %d failed fetches, want 1", got)
+	}
+	if got := e.counter("obo_gateway_jwks_keys"); got != 1 {
+		t.Errorf("obo_gateway_jwks_keys = %d after an empty set, want the last good set's 1", got)
+	}
+	if !strings.Contains(e.logs.String(), "key set fetch failed") {
+		t.Error("the refused key set is not logged")
+	}
+	if a := e.get("/echo/x", warm); a.status != 200 {
+		t.Errorf("warm token after the empty set: %d %s", a.status, a.body)
+	}
+}
+
+func TestKeySetWithdrawingSomeKeysRevokesThem(t *testing.T) {
+	e := start(t, options{})
+	oldKID := e.idp.SigningKeyID()
+	old := e.token("withdraw-1")
+	if a := e.get("/echo/x", old); a.status != 200 {
+		t.Fatalf("before: %d %s", a.status, a.body)
+	}
+	if _, err := e.idp.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	e.idp.RemoveKey(oldKID)
+	// Signed with the new key, which makes the gateway fetch {new}.
+	if a := e.get("/echo/x", e.token("withdraw-2")); a.status != 200 {
+		t.Fatalf("token signed with the new key: %d %s", a.status, a.body)
+	}
+	if a := e.get("/echo/x", old); a.status != http.StatusUnauthorized {
+		t.Errorf("warm token signed with the withdrawn key: %d, want 401", a.status)
+	}
+}

@@ -135,6 +135,13 @@ func (s *Server) publishedKey(kid string) (jwk.Key, bool) {
 // "JWT"}. Nothing about the claims is checked, so tests can build hostile
 // tokens (wrong types, missing exp, foreign issuer, ...).
 func (s *Server) SignClaims(claims map[string]any) (string, error) {
+	return s.SignClaimsAs("JWT", claims)
+}
+
+// SignClaimsAs is SignClaims with the header's "typ" set to typ, or left
+// out when typ is empty, so tests can present ID tokens, logout tokens and
+// RFC 9068 access tokens.
+func (s *Server) SignClaimsAs(typ string, claims map[string]any) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("localidp: marshal claims: %w", err)
@@ -144,10 +151,11 @@ func (s *Server) SignClaims(claims map[string]any) (string, error) {
 	s.keysMu.RUnlock()
 
 	hdr := jws.NewHeaders()
-	for name, value := range map[string]any{
-		jws.KeyIDKey: k.kid,
-		jws.TypeKey:  "JWT",
-	} {
+	fields := map[string]any{jws.KeyIDKey: k.kid}
+	if typ != "" {
+		fields[jws.TypeKey] = typ
+	}
+	for name, value := range fields {
 		if err := hdr.Set(name, value); err != nil {
 			return "", fmt.Errorf("localidp: set header %s: %w", name, err)
 		}
