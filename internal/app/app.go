@@ -64,8 +64,8 @@ type App struct {
 	// mu serialises the installs of a handler: the first, once the
 	// authority is loaded, and each reload's.
 	mu        sync.Mutex
-	authority *authority       // nil until loaded; guarded by mu
-	tokens    *tokenValidation // guarded by mu; read by Close after bg.Wait
+	authority *authority        // nil until loaded; guarded by mu
+	tokens    *tokenValidation  // guarded by mu; read by Close after bg.Wait
 	l2        *rediscache.Store // nil without cache.redis
 	draining  atomic.Bool
 
