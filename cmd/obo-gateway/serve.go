@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -21,7 +22,12 @@ func serveCommand() *cli.Command {
 			"and proxies the request to the route's upstream with the new token. Stops on SIGTERM or SIGINT\n" +
 			"after in-flight requests finish (shutdown_timeout). Reads the configuration file again on SIGHUP\n" +
 			"and when it changes, and applies what can change without a restart (docs/reload.md).",
-		Flags:  append(append([]cli.Flag{configFlag()}, listenFlags("", "")...), logFlags()...),
+		Flags: append(append([]cli.Flag{configFlag(), &cli.DurationFlag{
+			Name:    "config-poll",
+			Usage:   "look at the configuration file for a change every `INTERVAL`; 0 reloads on SIGHUP only",
+			EnvVars: []string{"OBO_GATEWAY_CONFIG_POLL"},
+			Value:   app.DefaultPoll,
+		}}, listenFlags("", "")...), logFlags()...),
 		Action: runServe,
 	}
 }
@@ -34,6 +40,8 @@ func runServe(c *cli.Context) error {
 	cfg, file, err := app.LoadConfigFile(app.ConfigFile{
 		Path:     c.String("config"),
 		Override: func(cfg *config.Config) { applyOverrides(c, cfg) },
+		// The file's zero means the default; the flag's, no watch.
+		Poll: cmp.Or(c.Duration("config-poll"), -1),
 	})
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("obo-gateway: configuration is invalid:\n%v", err), 2)

@@ -30,7 +30,8 @@ type ConfigFile struct {
 	// at start and on every reload; nil applies nothing.
 	Override func(*config.Config)
 	// Poll is how often the file's stamp (modification time, size, device
-	// and inode) is looked at; zero means DefaultPoll.
+	// and inode) is looked at; zero means DefaultPoll, and a negative value
+	// leaves the file alone until Reload.
 	Poll time.Duration
 
 	// sum and stamp are those of the version LoadConfigFile read.
