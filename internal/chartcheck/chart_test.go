@@ -64,6 +64,8 @@ var chartCases = []chartCase{
 	{name: "examples/workload-identity.yaml", values: []string{"examples/workload-identity.yaml"}, credential: "workloadIdentity", native: true},
 	{name: "secret, ordinary sidecar container", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.nativeSidecar=false"},
 		credential: "secret", native: false, secretName: "api-a-obo-credential"},
+	{name: "secret, reload off", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.reload=false"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
 	{name: "workload identity, token mounted by the webhook", values: []string{"examples/workload-identity.yaml"},
 		sets: []string{"gateway.credential.workloadIdentity.projectToken=false"}, credential: "workloadIdentity", native: true},
 	{name: "secret, gateway on the IPv6 loopback", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=[::1]:8080"},
@@ -503,8 +505,14 @@ func checkCredential(t *testing.T, w *workload, tc chartCase) {
 // checkPodAndServices checks the pod template and the objects around it.
 func checkPodAndServices(t *testing.T, w *workload, tc chartCase) {
 	tmpl := w.deploy.Spec.Template
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(tmpl.Annotations[checksumAnno]) {
-		t.Errorf("pod annotation %s = %q, want a SHA-256", checksumAnno, tmpl.Annotations[checksumAnno])
+	// With gateway.reload (the default) the gateway applies a changed
+	// ConfigMap itself; without it, the checksum rolls the pods.
+	if sum, ok := tmpl.Annotations[checksumAnno]; slices.Contains(tc.sets, "gateway.reload=false") {
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
+			t.Errorf("pod annotation %s = %q, want a SHA-256", checksumAnno, sum)
+		}
+	} else if ok {
+		t.Errorf("pod annotation %s = %q with gateway.reload", checksumAnno, sum)
 	}
 	for k, v := range w.deploy.Spec.Selector.MatchLabels {
 		if tmpl.Labels[k] != v {
@@ -800,14 +808,14 @@ func withLocalCredentialFiles(t *testing.T, config string) string {
 	return config
 }
 
-// TestChecksumFollowsConfig checks that the pod template's checksum/config
-// annotation is stable and changes with the gateway configuration, so that
-// a configuration change rolls the pods.
+// TestChecksumFollowsConfig checks that, with gateway.reload false, the pod
+// template's checksum/config annotation is stable and changes with the
+// gateway configuration, so that a configuration change rolls the pods.
 func TestChecksumFollowsConfig(t *testing.T) {
 	helm(t)
 	values := []string{"examples/secret.yaml"}
 	checksum := func(sets ...string) string {
-		w := decodeWorkload(t, render(t, values, sets...))
+		w := decodeWorkload(t, render(t, values, append([]string{"gateway.reload=false"}, sets...)...))
 		return w.deploy.Spec.Template.Annotations[checksumAnno]
 	}
 	base := checksum()
@@ -1015,8 +1023,16 @@ metadata:
 	tc := chartCase{name: "parent chart", credential: "workloadIdentity", native: true}
 	checkSidecar(t, w, tc, chartAppVersion(t))
 	checkCredential(t, w, tc)
+	if sum, ok := w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]; ok {
+		t.Errorf("pod annotation checksum/obo-gateway-config = %q with gateway.reload", sum)
+	}
+	ms, err = renderChart(t, parent, nil, []string{"obo-gateway.gateway.reload=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = decodeWorkload(t, ms)
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]) {
-		t.Errorf("pod annotations %v lack checksum/obo-gateway-config", w.deploy.Spec.Template.Annotations)
+		t.Errorf("pod annotations %v lack checksum/obo-gateway-config with gateway.reload false", w.deploy.Spec.Template.Annotations)
 	}
 }
 
