@@ -245,6 +245,8 @@ func TestReloadRefusesABrokenFile(t *testing.T) {
 	info := configInfo(t, g.admin)
 	broken := strings.Replace(s.config(s.echoB, 0), "upstream: "+s.echoB+"/api, scopes: [api://echo-api/Echo.Read]",
 		"upstream: not-a-url, scopes: []", 1)
+	// Two credentials: a problem about the key that holds the secret.
+	broken = strings.Replace(broken, "secret: "+drainSecret+"}", "secret: "+drainSecret+", secret_file: /nonexistent}", 1)
 	if err := smallfile.Replace(path, []byte(broken)); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +257,7 @@ func TestReloadRefusesABrokenFile(t *testing.T) {
 
 	rec := g.logRecord("configuration refused; the running configuration stays")
 	keys, _ := rec["keys"].([]any)
-	for _, want := range []any{"routes[0].upstream", "routes[0].scopes"} {
+	for _, want := range []any{"routes[0].upstream", "routes[0].scopes", "client.secret_file"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("the refusal %v does not name %s", rec, want)
 		}
@@ -279,6 +281,9 @@ func TestReloadRefusesABrokenFile(t *testing.T) {
 	g.waitReloads(t, "success", 1)
 	if st := get(t, g.addr, "/echo/items", tok); st != http.StatusOK || s.servedB.Load() != 1 {
 		t.Errorf("after the fix: %d, echo B answered %d", st, s.servedB.Load())
+	}
+	if strings.Contains(g.logs.String(), drainSecret) {
+		t.Error("the gateway's log holds the client secret")
 	}
 }
 
