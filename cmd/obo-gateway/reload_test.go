@@ -69,9 +69,27 @@ routes:
 `, s.idp.Authority(), drainClientID, drainSecret, drainAPI, upstream, routes.String(), strings.Join(extra, "\n"))
 }
 
+// start runs the gateway on a file holding config(echoA, 0), looked at
+// every poll ("0": never), and returns it with the file's path.
+func (s *reloadSetup) start(t *testing.T, poll string) (*gatewayProcess, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "obo-gateway.yaml")
+	if err := os.WriteFile(path, []byte(s.config(s.echoA, 0)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startServe(t, []string{"--config", path, "--config-poll", poll}), path
+}
+
 func (s *reloadSetup) token(t *testing.T, oid string) string {
 	t.Helper()
-	tok, err := s.idp.IssueToken(localidp.UserToken{ObjectID: oid, Audience: drainAPI, Scopes: []string{"access_as_user"}})
+	return userToken(t, s.idp, oid)
+}
+
+// userToken issues a token A for user oid with the audience and scope the
+// gateways of these tests accept.
+func userToken(t *testing.T, idp *localidp.Server, oid string) string {
+	t.Helper()
+	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: oid, Audience: drainAPI, Scopes: []string{"access_as_user"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +155,7 @@ func (g *gatewayProcess) logRecord(msg string) map[string]any {
 // the gateway keeps serving where it listens; the info series changes.
 func TestReloadOnSIGHUP(t *testing.T) {
 	s := newReloadSetup(t)
-	path := filepath.Join(t.TempDir(), "obo-gateway.yaml")
-	if err := os.WriteFile(path, []byte(s.config(s.echoA, 0)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startServe(t, []string{"--config", path, "--config-poll", "0"})
+	g, path := s.start(t, "0")
 	tok := s.token(t, "user-1")
 	if st := get(t, g.addr, "/echo/items", tok); st != http.StatusOK || s.servedA.Load() != 1 {
 		t.Fatalf("before: %d, echo A answered %d", st, s.servedA.Load())
@@ -236,11 +250,7 @@ func TestReloadConfigMapSwap(t *testing.T) {
 // serving and config_info still names it. A fixed file applies.
 func TestReloadRefusesABrokenFile(t *testing.T) {
 	s := newReloadSetup(t)
-	path := filepath.Join(t.TempDir(), "obo-gateway.yaml")
-	if err := os.WriteFile(path, []byte(s.config(s.echoA, 0)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startServe(t, []string{"--config", path, "--config-poll", "0"})
+	g, path := s.start(t, "0")
 	tok := s.token(t, "user-1")
 	info := configInfo(t, g.admin)
 	broken := strings.Replace(s.config(s.echoB, 0), "upstream: "+s.echoB+"/api, scopes: [api://echo-api/Echo.Read]",
@@ -299,11 +309,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Skip("load test")
 	}
 	s := newReloadSetup(t)
-	path := filepath.Join(t.TempDir(), "obo-gateway.yaml")
-	if err := os.WriteFile(path, []byte(s.config(s.echoA, 0)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startServe(t, []string{"--config", path, "--config-poll", "100ms"})
+	g, path := s.start(t, "100ms")
 
 	const warmUsers, newUsers = 8, 400
 	warm := make([]string, warmUsers)

@@ -92,11 +92,7 @@ cache:
 
 func (r *replicaEnv) token(t *testing.T, oid string) string {
 	t.Helper()
-	tok, err := r.idp.IssueToken(localidp.UserToken{ObjectID: oid, Audience: drainAPI, Scopes: []string{"access_as_user"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return userToken(t, r.idp, oid)
 }
 
 func call(t *testing.T, addr, tok string) int {
