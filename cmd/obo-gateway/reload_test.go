@@ -119,8 +119,8 @@ func (g *gatewayProcess) waitReloads(t *testing.T, outcome string, n int) {
 	}
 }
 
-// configInfo returns the obo_gateway_config_info series.
-func configInfo(t *testing.T, admin string) []string {
+// scrape returns what the gateway's /metrics answers.
+func scrape(t *testing.T, admin string) string {
 	t.Helper()
 	res, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
@@ -128,8 +128,14 @@ func configInfo(t *testing.T, admin string) []string {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// configInfo returns the obo_gateway_config_info series.
+func configInfo(t *testing.T, admin string) []string {
+	t.Helper()
 	var series []string
-	for l := range strings.Lines(string(b)) {
+	for l := range strings.Lines(scrape(t, admin)) {
 		if strings.HasPrefix(l, "obo_gateway_config_info{") {
 			series = append(series, strings.TrimSpace(l))
 		}
