@@ -91,6 +91,17 @@ type Metrics struct {
 	// exchange slot (authority.max_concurrent_exchanges) stayed busy for
 	// authority.queue_timeout.
 	ExchangeQueueRejections prometheus.Counter
+	// ConfigReloads counts re-readings of the configuration file that
+	// changed it, by outcome: success (applied) or failure (refused; the
+	// running configuration stays).
+	ConfigReloads *prometheus.CounterVec
+	// ConfigRestartPending is 1 while the configuration file sets a key
+	// that needs a restart to another value than the one running, else 0.
+	ConfigRestartPending prometheus.Gauge
+	// ConfigInfo is 1 for the configuration file that runs, labelled with
+	// sha256, the first 12 hex digits of its SHA-256; the series of the
+	// file that ran before is removed.
+	ConfigInfo *prometheus.GaugeVec
 }
 
 // New returns Metrics registered on a new Registry, together with the Go
@@ -193,6 +204,21 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "exchange_queue_rejections_total",
 			Help: "Exchanges refused because all exchange slots stayed busy for authority.queue_timeout.",
 		}),
+		ConfigReloads: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "config_reloads_total",
+			Help: "Changed configuration files read while running, by outcome (success: applied, failure: refused).",
+		}, []string{"outcome"}),
+		ConfigRestartPending: f.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_restart_pending",
+			Help: "1 while the configuration file changes a key that only a restart applies.",
+		}),
+		ConfigInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_info",
+			Help: "Always 1; sha256 is the first 12 hex digits of the SHA-256 of the configuration file that runs.",
+		}, []string{"sha256"}),
+	}
+	for _, outcome := range []string{"success", "failure"} {
+		m.ConfigReloads.WithLabelValues(outcome)
 	}
 	f.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",

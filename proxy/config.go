@@ -106,4 +106,8 @@ type Config struct {
 	// may carry; more are answered with 431. Zero means
 	// DefaultMaxRequestHeaders.
 	MaxRequestHeaders int
+	// Previous, when set, is the handler this one replaces (a reload of
+	// the configuration): its transports to the upstreams that stay, with
+	// their kept-alive connections, are used again.
+	Previous *Handler
 }

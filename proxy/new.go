@@ -51,6 +51,9 @@ type Handler struct {
 	strip          stripSet // the headers removed from every request
 	maxHeaders     int
 	buffers        bufferPool // lends every route's reverse proxy its copy buffers
+	// transports holds the transport of each upstream host and timeout
+	// (scheme, host and timeout), which a handler replacing this one reuses.
+	transports map[string]*http.Transport
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -79,7 +82,7 @@ func New(cfg Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	transports := make(map[string]*http.Transport)
+	h.transports = make(map[string]*http.Transport)
 	for _, rc := range cfg.Routes {
 		rt, err := newRoute(rc)
 		if err != nil {
@@ -95,11 +98,14 @@ func New(cfg Config) (*Handler, error) {
 			timeout = DefaultTimeout
 		}
 		tkey := rt.upstream.Scheme + "://" + rt.upstream.Host + "|" + timeout.String()
-		tr, ok := transports[tkey]
+		tr, ok := h.transports[tkey]
+		if !ok && cfg.Previous != nil {
+			tr, ok = cfg.Previous.transports[tkey]
+		}
 		if !ok {
 			tr = newUpstreamTransport(timeout)
-			transports[tkey] = tr
 		}
+		h.transports[tkey] = tr
 		rt.proxy = h.newReverseProxy(rt, tr)
 		h.routes = append(h.routes, rt)
 	}

@@ -67,7 +67,14 @@ func startGateway(t *testing.T, yaml string, env ...string) *gatewayProcess {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "serve", "--config", path)
+	return startServe(t, []string{"--config", path}, env...)
+}
+
+// startServe runs "obo-gateway serve" with args and waits until it is
+// ready.
+func startServe(t *testing.T, args []string, env ...string) *gatewayProcess {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

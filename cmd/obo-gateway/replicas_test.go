@@ -92,11 +92,7 @@ cache:
 
 func (r *replicaEnv) token(t *testing.T, oid string) string {
 	t.Helper()
-	tok, err := r.idp.IssueToken(localidp.UserToken{ObjectID: oid, Audience: drainAPI, Scopes: []string{"access_as_user"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return userToken(t, r.idp, oid)
 }
 
 func call(t *testing.T, addr, tok string) int {
@@ -115,13 +111,7 @@ func call(t *testing.T, addr, tok string) int {
 
 func metricValue(t *testing.T, admin, series string) string {
 	t.Helper()
-	res, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(scrape(t, admin), "\n") {
 		if strings.HasPrefix(l, series+" ") {
 			return strings.TrimPrefix(l, series+" ")
 		}

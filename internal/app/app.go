@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,16 +30,28 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in obo_gateway_build_info.
 	Version string
+	// File, when set, is the file Config was read from (LoadConfigFile):
+	// the App reads it again when it changes and on Reload, and applies
+	// what a running gateway can change (see reload.go).
+	File *ConfigFile
+	// LogLevel, when set, is the level of Logger (NewLoggerAt), which a
+	// reload of log.level changes.
+	LogLevel *slog.LevelVar
 }
 
 // App is a running gateway.
 type App struct {
-	cfg *config.Config
-	log *slog.Logger
-	// requestLog says which requests get a log line (log.requests).
-	requestLog proxy.RequestLog
-	metrics    *metrics.Metrics
-	cache      *cache.Cache
+	// cfg is the configuration the App started with; live is the one it
+	// runs, which differs from cfg only in keys a reload can change.
+	cfg     *config.Config
+	live    atomic.Pointer[generation]
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	cache   *cache.Cache
+	file    *ConfigFile    // nil without a file to reload
+	level   *slog.LevelVar // nil when the log level is fixed
+	// reloadNow asks the file watcher for a reload (Reload).
+	reloadNow chan struct{}
 
 	ln            *drainListener
 	adminLn       net.Listener
@@ -51,11 +62,15 @@ type App struct {
 	conns *connTracker
 
 	// handler is nil until the authority's metadata is loaded.
-	handler  atomic.Pointer[proxy.Handler]
-	keys     atomic.Pointer[inbound.KeySet]
-	verified *inbound.VerifiedCache // set with handler; read after bg.Wait
-	l2       *rediscache.Store      // nil without cache.redis
-	draining atomic.Bool
+	handler atomic.Pointer[proxy.Handler]
+	keys    atomic.Pointer[inbound.KeySet]
+	// mu serialises the installs of a handler: the first, once the
+	// authority is loaded, and each reload's.
+	mu        sync.Mutex
+	authority *authority        // nil until loaded; guarded by mu
+	tokens    *tokenValidation  // guarded by mu; read by Close after bg.Wait
+	l2        *rediscache.Store // nil without cache.redis
+	draining  atomic.Bool
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -73,9 +88,13 @@ func New(opts Options) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	requestLog, err := proxy.ParseRequestLog(cfg.Log.Requests)
+	sum := ""
+	if opts.File != nil {
+		sum = shortSum(opts.File.sum)
+	}
+	gen, err := newGeneration(cfg, sum)
 	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
+		return nil, err
 	}
 	m := metrics.New(opts.Version)
 	l2, err := newSecondLevel(cfg.Cache.Redis, m, log)
@@ -106,7 +125,12 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m.ObserveCache(c.Len, c.Bytes)
-	a := &App{cfg: cfg, log: log, requestLog: requestLog, metrics: m, cache: c, l2: l2}
+	a := &App{cfg: cfg, log: log, metrics: m, cache: c, l2: l2, file: opts.File, level: opts.LogLevel,
+		reloadNow: make(chan struct{}, 1)}
+	a.live.Store(gen)
+	if gen.sum != "" {
+		m.ConfigInfo.WithLabelValues(gen.sum).Set(1)
+	}
 	m.ObserveKeys(func() int {
 		if k := a.keys.Load(); k != nil {
 			return k.Len()
@@ -117,7 +141,7 @@ func New(opts Options) (*App, error) {
 
 	unreadable := m.BadRequests.WithLabelValues("unreadable")
 	a.watch = &unreadWatch{unread: func() {
-		requestLog.Write(context.Background(), log, proxy.RequestLine{Route: "none", Reason: "unreadable"})
+		a.live.Load().requestLog.Write(context.Background(), log, proxy.RequestLine{Route: "none", Reason: "unreadable"})
 		unreadable.Inc()
 	}}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -156,6 +180,13 @@ func New(opts Options) (*App, error) {
 		defer a.bg.Done()
 		a.loadAuthority(a.bgCtx)
 	}()
+	if a.file != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			a.watchFile(a.bgCtx)
+		}()
+	}
 	return a, nil
 }
 
@@ -253,8 +284,8 @@ func (a *App) Close() {
 	if k := a.keys.Load(); k != nil {
 		_ = k.Close()
 	}
-	if a.verified != nil {
-		a.verified.Close()
+	if a.tokens != nil && a.tokens.verified != nil {
+		a.tokens.verified.Close()
 	}
 	a.cache.Close()
 	if a.l2 != nil {
@@ -299,7 +330,7 @@ func (a *App) serveGateway(w http.ResponseWriter, r *http.Request) {
 func (a *App) refuse(w http.ResponseWriter, r *http.Request, status int, reason string, body proxy.ErrorBody) {
 	a.metrics.Requests.WithLabelValues("none", metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
 	a.metrics.BadRequests.WithLabelValues(reason).Inc()
-	a.requestLog.Write(r.Context(), a.log, proxy.RequestLine{Route: "none", Method: r.Method, Path: r.URL.Path,
+	a.live.Load().requestLog.Write(r.Context(), a.log, proxy.RequestLine{Route: "none", Method: r.Method, Path: r.URL.Path,
 		Status: status, Reason: reason})
 	proxy.WriteError(w, status, "", body)
 }
@@ -388,6 +419,8 @@ func ResolveAuthority(ctx context.Context, hc *http.Client, cfg *config.Config) 
 	return md, discovered, nil
 }
 
+// buildHandler loads the authority's metadata, starts its key set and the
+// exchange client, and installs the first handler.
 func (a *App) buildHandler(ctx context.Context) error {
 	cfg := a.cfg
 	hc := AuthorityClient(cfg)
@@ -469,53 +502,17 @@ func (a *App) buildHandler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := inbound.NewValidator(inbound.ValidatorConfig{
-		Issuer:         md.Issuer,
-		V1Issuer:       v1Issuer,
-		AllowedTenants: cfg.Inbound.AllowedTenants,
-		Audiences:      cfg.Inbound.Audiences,
-		Algorithms:     cfg.Inbound.Algorithms,
-		ClockSkew:      cfg.Inbound.ClockSkew.D(),
-		Keys:           keys,
-	})
-	if err != nil {
-		_ = keys.Close()
-		return err
-	}
-	tv := inbound.Uncached(v)
-	if n := int64(cfg.Inbound.VerifiedCacheBytes); n > 0 {
-		vc, err := inbound.NewVerifiedCache(v, keys, n)
-		if err != nil {
-			_ = keys.Close()
-			return err
-		}
-		tv = vc
-		a.verified = vc
-	}
-	routes := make([]proxy.RouteConfig, 0, len(cfg.Routes))
-	for _, r := range cfg.Routes {
-		routes = append(routes, proxy.RouteConfig{
-			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
-			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
-			ReplayMaxBytes: int64(r.ReplayMaxBytes),
-			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
-			ForwardCookies: bool(r.ForwardCookies), WebSocket: bool(r.WebSocket),
-		})
-	}
-	h, err := proxy.New(proxy.Config{
-		Routes: routes, Validator: tv, Exchanger: client, Cache: a.cache,
-		Metrics: a.metrics, Logger: a.log, RequestLog: a.requestLog,
-		KeyMode:        cfg.Cache.Key,
-		RequiredScopes: cfg.Inbound.RequiredScopes,
-		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
-		StripHeaders:   cfg.Inbound.StripHeaders,
-	})
-	if err != nil {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.authority = &authority{issuer: md.Issuer, v1Issuer: v1Issuer, keys: keys, client: client}
+	// The configuration running now: a reload may have replaced the one
+	// the App started with while the authority was loading.
+	if err := a.installHandler(a.live.Load().cfg); err != nil {
+		a.authority = nil
 		_ = keys.Close()
 		return err
 	}
 	a.keys.Store(keys)
-	a.handler.Store(h)
 	a.log.Info("authority loaded", "issuer", md.Issuer, "jwks_uri", md.JWKSURI, "token_endpoint", md.TokenEndpoint)
 	return nil
 }

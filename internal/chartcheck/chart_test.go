@@ -89,6 +89,8 @@ var chartCases = []chartCase{
 		credential: "secret", native: false, secretName: "api-a-obo-credential"},
 	{name: "certificate, classic sidecar forced on Kubernetes 1.20", kube: "1.20.0", values: []string{"examples/certificate.yaml"},
 		sets: []string{"gateway.nativeSidecar=false"}, credential: "certificate", native: false, secretName: "api-a-obo-certificate"},
+	{name: "secret, reload off", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.reload=false"},
+		credential: "secret", native: true, secretName: "api-a-obo-credential"},
 	{name: "workload identity, token mounted by the webhook", values: []string{"examples/workload-identity.yaml"},
 		sets: []string{"gateway.credential.workloadIdentity.projectToken=false"}, credential: "workloadIdentity", native: true},
 	{name: "secret, gateway on the IPv6 loopback", values: []string{"examples/secret.yaml"}, sets: []string{"gateway.config.listen=[::1]:8080"},
@@ -528,8 +530,14 @@ func checkCredential(t *testing.T, w *workload, tc chartCase) {
 // checkPodAndServices checks the pod template and the objects around it.
 func checkPodAndServices(t *testing.T, w *workload, tc chartCase) {
 	tmpl := w.deploy.Spec.Template
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(tmpl.Annotations[checksumAnno]) {
-		t.Errorf("pod annotation %s = %q, want a SHA-256", checksumAnno, tmpl.Annotations[checksumAnno])
+	// With gateway.reload (the default) the gateway applies a changed
+	// ConfigMap itself; without it, the checksum rolls the pods.
+	if sum, ok := tmpl.Annotations[checksumAnno]; slices.Contains(tc.sets, "gateway.reload=false") {
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sum) {
+			t.Errorf("pod annotation %s = %q, want a SHA-256", checksumAnno, sum)
+		}
+	} else if ok {
+		t.Errorf("pod annotation %s = %q with gateway.reload", checksumAnno, sum)
 	}
 	for k, v := range w.deploy.Spec.Selector.MatchLabels {
 		if tmpl.Labels[k] != v {
@@ -825,14 +833,14 @@ func withLocalCredentialFiles(t *testing.T, config string) string {
 	return config
 }
 
-// TestChecksumFollowsConfig checks that the pod template's checksum/config
-// annotation is stable and changes with the gateway configuration, so that
-// a configuration change rolls the pods.
+// TestChecksumFollowsConfig checks that, with gateway.reload false, the pod
+// template's checksum/config annotation is stable and changes with the
+// gateway configuration, so that a configuration change rolls the pods.
 func TestChecksumFollowsConfig(t *testing.T) {
 	helm(t)
 	values := []string{"examples/secret.yaml"}
 	checksum := func(sets ...string) string {
-		w := decodeWorkload(t, render(t, values, sets...))
+		w := decodeWorkload(t, render(t, values, append([]string{"gateway.reload=false"}, sets...)...))
 		return w.deploy.Spec.Template.Annotations[checksumAnno]
 	}
 	base := checksum()
@@ -1115,7 +1123,8 @@ metadata:
 	}
 	writeFiles(t, parent, files)
 	// The parent picks the sidecar's place with obo-gateway.sidecarNative,
-	// and so follows gateway.nativeSidecar's auto default.
+	// and so follows gateway.nativeSidecar's auto default; with
+	// gateway.reload (the default) no checksum rolls the pods.
 	for _, tc := range []chartCase{
 		{name: "Kubernetes 1.33", kube: "1.33.0", credential: "workloadIdentity", native: true},
 		{name: "Kubernetes 1.20", kube: "1.20.0", credential: "workloadIdentity", native: false},
@@ -1133,11 +1142,19 @@ metadata:
 			w := decodeWorkload(t, ms)
 			checkSidecar(t, w, tc, chartAppVersion(t))
 			checkCredential(t, w, tc)
-			if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]) {
-				t.Errorf("pod annotations %v lack checksum/obo-gateway-config", w.deploy.Spec.Template.Annotations)
+			if sum, ok := w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]; ok {
+				t.Errorf("pod annotation checksum/obo-gateway-config = %q with gateway.reload", sum)
 			}
 			if delay := w.config.ShutdownDelay; (delay != "") == tc.native {
 				t.Errorf("shutdown_delay %q for a native sidecar: %v", delay, tc.native)
+			}
+			ms, err = renderChart(t, parent, tc.kube, nil, []string{"obo-gateway.gateway.reload=false"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w = decodeWorkload(t, ms)
+			if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.deploy.Spec.Template.Annotations["checksum/obo-gateway-config"]) {
+				t.Errorf("pod annotations %v lack checksum/obo-gateway-config with gateway.reload false", w.deploy.Spec.Template.Annotations)
 			}
 		})
 	}

@@ -285,14 +285,24 @@ azure.workload.identity/use: "true"
 {{- end }}
 
 {{/*
-Pod annotations the sidecar needs: the checksum of its configuration, so that a change rolls
-the pods, and the workload identity webhook's skip list when the chart projects the token.
+Pod annotations the sidecar needs: with gateway.reload false, the checksum of its configuration,
+so that a change rolls the pods (with reload, the gateway applies the changed ConfigMap itself);
+and the workload identity webhook's skip list when the chart projects the token.
 */}}
 {{- define "obo-gateway.sidecarPodAnnotations" -}}
+{{- if not (include "obo-gateway.sidecarReload" .) }}
 checksum/obo-gateway-config: {{ include "obo-gateway.sidecarConfigChecksum" . }}
+{{- end }}
 {{- with include "obo-gateway.sidecarWorkloadIdentityAnnotations" . }}
 {{ . }}
 {{- end }}
+{{- end }}
+
+{{/*
+"true" when the gateway reloads its configuration (gateway.reload, default true).
+*/}}
+{{- define "obo-gateway.sidecarReload" -}}
+{{- if or (not (hasKey .gateway "reload")) .gateway.reload }}true{{ end -}}
 {{- end }}
 
 {{- define "obo-gateway.sidecarWorkloadIdentityAnnotations" -}}
