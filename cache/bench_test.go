@@ -40,8 +40,7 @@ func BenchmarkUserKey(b *testing.B) {
 
 // BenchmarkHeapPerEntry reports the live heap bytes each cached token
 // costs, next to the token's own size, and the heap spans in use per token
-// (which also count the free slots that the inserts' garbage, such as the
-// token string NewEntry copies into the entry's credential, leaves until
+// (which also count the free slots that the inserts' garbage leaves until
 // later allocations reuse them).
 func BenchmarkHeapPerEntry(b *testing.B) {
 	const tokenBytes, entries = 1800, 20000

@@ -48,10 +48,6 @@ type Config struct {
 	// cleared by Delete. It must never fail a request (a failing L2
 	// reports misses).
 	L2 SecondLevel
-
-	// metrics turns on the store's counters, which tests read to count
-	// lookups.
-	metrics bool
 }
 
 // SecondLevel is a cache shared between replicas (rediscache.Store).
@@ -111,14 +107,6 @@ func New(cfg Config) (*Cache, error) {
 		MaxCost:            cfg.MaxBytes,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
-		Metrics:            cfg.metrics,
-		// Every way out of the store retires the entry, so that no Ref
-		// serves it any longer.
-		OnExit: func(e *Entry) {
-			if e != nil {
-				e.retired.Store(true)
-			}
-		},
 	}
 	if cfg.OnEvict != nil {
 		onEvict, now := cfg.OnEvict, cfg.Now
@@ -167,25 +155,10 @@ func (c *Cache) get(key string, now time.Time) (*Entry, bool) {
 	return e, true
 }
 
-// Fresh returns the entry stored under key and true when the entry is
-// usable and not yet due for refresh-ahead: the common hit, for which Fetch
-// would need no FetchFunc. Otherwise it reports false, with the entry when
-// one is stored but due (call Fetch, which serves it and starts its
-// refresh), or nil when none is usable (call FetchMissing).
-func (c *Cache) Fresh(key string) (*Entry, bool) {
-	now := c.cfg.Now()
-	e, ok := c.get(key, now)
-	if !ok {
-		return nil, false
-	}
-	return e, !e.due(now)
-}
-
 // Set stores e under e.Key until e.UsableUntil and waits until the entry is
 // visible to Get. It reports whether the store accepted the entry (it may
 // refuse one when memory is short and the entry is less valuable than those
-// it would evict). An entry is stored once: setting it again counts as
-// replacing it, which retires it for Refs (Fresh still finds it).
+// it would evict).
 func (c *Cache) Set(e *Entry) bool {
 	ttl := e.UsableUntil.Sub(c.cfg.Now())
 	if ttl <= 0 {
@@ -277,16 +250,13 @@ func (c *Cache) Fetch(ctx context.Context, key string, fetch FetchFunc) (*Entry,
 		}
 		return e, Hit, nil
 	}
-	return c.FetchMissing(ctx, key, fetch)
+	return c.fetchMissing(ctx, key, fetch)
 }
 
-// FetchMissing is Fetch for a caller that has just found no usable entry
-// for key (Fresh returned nil): it goes straight to the shared fetch without
-// looking key up again. Each lookup counts as a use in the store's admission
-// policy, so a new key looked up three times for one request would weigh as
-// much as a key requested three times, and crowd out warm keys whose hits
-// (through Refs) are only sampled.
-func (c *Cache) FetchMissing(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
+// fetchMissing is Fetch after a lookup found no usable entry for key. Each
+// lookup counts as a use in the store's admission policy, so the flight
+// checks whether key is held before it looks key up again.
+func (c *Cache) fetchMissing(ctx context.Context, key string, fetch FetchFunc) (*Entry, Result, error) {
 	ran, found, remote := false, false, false
 	ch := c.group.DoChan(key, func() (any, error) {
 		ran = true

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 func TestNewEntryTiming(t *testing.T) {
@@ -216,19 +215,12 @@ func TestMemoryBound(t *testing.T) {
 }
 
 // TestEntryCredential: the Authorization value of an entry is its scheme, a
-// space and its token, built once and sharing the token's bytes, and
-// follows the fields when they are changed.
+// space and its token, and follows the fields when they are changed.
 func TestEntryCredential(t *testing.T) {
 	now := time.Now()
 	e := NewEntry("k", "tok-b", "Bearer", now, now.Add(time.Hour), 0)
 	if got := e.Credential(); got != "Bearer tok-b" {
 		t.Fatalf("Credential() = %q, want %q", got, "Bearer tok-b")
-	}
-	if n := testing.AllocsPerRun(100, func() { _ = e.Credential() }); n != 0 {
-		t.Errorf("Credential() allocates %v times, want 0", n)
-	}
-	if unsafe.StringData(e.Token) != unsafe.StringData(e.Credential()[len("Bearer "):]) {
-		t.Error("Token does not share the credential's bytes: the token is held twice")
 	}
 	e.Token = "tok-c"
 	if got := e.Credential(); got != "Bearer tok-c" {

@@ -29,12 +29,6 @@ type Entry struct {
 	// nextRefresh is when the next refresh-ahead may start, in Unix
 	// nanoseconds: RefreshAt at first, pushed back after a failed attempt.
 	nextRefresh atomic.Int64
-	// retired is set once the store has let the entry go (replaced,
-	// deleted, evicted, expired or refused): a Ref no longer serves it.
-	retired atomic.Bool
-	// credential is TokenType + " " + Token, built once; Token and
-	// TokenType are slices of it, so the token's bytes are held once.
-	credential string
 }
 
 // NewEntry builds the entry for a token issued at issuedAt that expires at
@@ -56,16 +50,8 @@ func NewEntry(key, token, tokenType string, issuedAt, expiresAt time.Time, refre
 }
 
 // Credential returns the Authorization header value that presents the
-// token: TokenType, a space, Token. Entries built by NewEntry or
-// RestoreEntry return it without building a string (the comparisons below
-// cost a pointer check when the fields still share its bytes).
-func (e *Entry) Credential() string {
-	n := len(e.TokenType)
-	if len(e.credential) == n+1+len(e.Token) && e.credential[:n] == e.TokenType && e.credential[n+1:] == e.Token {
-		return e.credential
-	}
-	return e.TokenType + " " + e.Token
-}
+// token: TokenType, a space, Token.
+func (e *Entry) Credential() string { return e.TokenType + " " + e.Token }
 
 // Usable reports whether the entry may be served at now.
 func (e *Entry) Usable(now time.Time) bool { return now.Before(e.UsableUntil) }
@@ -74,25 +60,21 @@ func (e *Entry) Usable(now time.Time) bool { return now.Before(e.UsableUntil) }
 func (e *Entry) due(now time.Time) bool { return now.UnixNano() >= e.nextRefresh.Load() }
 
 // entryOverhead approximates the bytes an Entry costs beyond its strings:
-// the struct, four time.Time values, ristretto's bookkeeping and the
-// runtime's record of a weak pointer to it (a Ref's).
+// the struct, four time.Time values and ristretto's bookkeeping.
 const entryOverhead = 224
 
-// cost is the number of bytes the entry is charged against MaxBytes (the
-// credential's bytes are those of TokenType, a space and Token).
+// cost is the number of bytes the entry is charged against MaxBytes.
 func (e *Entry) cost() int64 {
-	return int64(len(e.Key) + len(e.Token) + len(e.TokenType) + 1 + entryOverhead)
+	return int64(len(e.Key) + len(e.Token) + len(e.TokenType) + entryOverhead)
 }
 
 // RestoreEntry rebuilds an entry with all its times given, as stored by a
 // second-level cache; unlike NewEntry it derives nothing.
 func RestoreEntry(key, token, tokenType string, issuedAt, expiresAt, usableUntil, refreshAt time.Time) *Entry {
-	credential := tokenType + " " + token
 	e := &Entry{
 		Key:         key,
-		Token:       credential[len(tokenType)+1:],
-		TokenType:   credential[:len(tokenType)],
-		credential:  credential,
+		Token:       token,
+		TokenType:   tokenType,
 		IssuedAt:    issuedAt,
 		ExpiresAt:   expiresAt,
 		UsableUntil: usableUntil,

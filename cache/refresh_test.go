@@ -156,33 +156,6 @@ func TestShortLivedTokenIsRefreshedAhead(t *testing.T) {
 	}
 }
 
-func TestFreshIsAHitThatNeedsNoRefresh(t *testing.T) {
-	t0 := time.Now()
-	clk := newClock(t0)
-	c := newCache(t, clk.now)
-	if _, ok := c.Fresh("k"); ok {
-		t.Fatal("Fresh of a key never stored reported an entry")
-	}
-	c.Set(NewEntry("k", "tok", "Bearer", t0, t0.Add(time.Hour), 0)) // refresh at 41m15s, usable until 55m
-	tests := []struct {
-		at   time.Duration
-		want bool
-	}{
-		{0, true},
-		{41 * time.Minute, true},
-		{41*time.Minute + 15*time.Second, false}, // due for refresh-ahead: Fetch must see it
-		{54 * time.Minute, false},
-		{56 * time.Minute, false}, // inside the safety margin
-	}
-	for _, tc := range tests {
-		clk.set(t0.Add(tc.at))
-		e, ok := c.Fresh("k")
-		if ok != tc.want || ok && e.Token != "tok" {
-			t.Errorf("at %v: Fresh = %v, %v; want ok=%v", tc.at, e, ok, tc.want)
-		}
-	}
-}
-
 // TestAnEntryForAnotherKeyIsNeverStored: a fetch (or a refresh) that
 // answers with another key's entry fails and stores nothing under key.
 func TestAnEntryForAnotherKeyIsNeverStored(t *testing.T) {

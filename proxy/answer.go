@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -58,7 +59,7 @@ func quote(s string) string {
 }
 
 // writeReject answers a refused inbound token.
-func writeReject(w http.ResponseWriter, e *RejectError) {
+func writeReject(w http.ResponseWriter, e *inbound.RejectError) {
 	switch e.Status() {
 	case http.StatusForbidden:
 		ch := `Bearer error="insufficient_scope"`
@@ -72,7 +73,7 @@ func writeReject(w http.ResponseWriter, e *RejectError) {
 		writeError(w, http.StatusServiceUnavailable, "",
 			errorBody{Error: "temporarily_unavailable", Description: e.Description})
 	default:
-		if e.Reason == ReasonMissing {
+		if e.Reason == inbound.ReasonMissing {
 			writeError(w, http.StatusUnauthorized, "Bearer", errorBody{Error: "unauthorized", Description: e.Description})
 			return
 		}

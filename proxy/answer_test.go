@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/obo"
 )
 
@@ -92,15 +93,15 @@ func TestWriteExchangeError(t *testing.T) {
 
 func TestWriteReject(t *testing.T) {
 	tests := []struct {
-		e         *RejectError
+		e         *inbound.RejectError
 		status    int
 		challenge string
 	}{
-		{&RejectError{Reason: ReasonMissing, Description: "no bearer token"}, 401, "Bearer"},
-		{&RejectError{Reason: ReasonExpired, Description: "token expired at \"x\"\r\n"}, 401, `Bearer error="invalid_token", error_description="token expired at 'x'"`},
-		{&RejectError{Reason: ReasonScope, Description: "d", Scope: "access_as_user"}, 403, `Bearer error="insufficient_scope", scope="access_as_user", error_description="d"`},
-		{&RejectError{Reason: ReasonAppOnly, Description: "d"}, 403, `Bearer error="insufficient_scope", error_description="d"`},
-		{&RejectError{Reason: ReasonKeys, Description: "d"}, 503, ""},
+		{&inbound.RejectError{Reason: inbound.ReasonMissing, Description: "no bearer token"}, 401, "Bearer"},
+		{&inbound.RejectError{Reason: inbound.ReasonExpired, Description: "token expired at \"x\"\r\n"}, 401, `Bearer error="invalid_token", error_description="token expired at 'x'"`},
+		{&inbound.RejectError{Reason: inbound.ReasonScope, Description: "d", Scope: "access_as_user"}, 403, `Bearer error="insufficient_scope", scope="access_as_user", error_description="d"`},
+		{&inbound.RejectError{Reason: inbound.ReasonAppOnly, Description: "d"}, 403, `Bearer error="insufficient_scope", error_description="d"`},
+		{&inbound.RejectError{Reason: inbound.ReasonKeys, Description: "d"}, 503, ""},
 	}
 	for _, tc := range tests {
 		rec := httptest.NewRecorder()

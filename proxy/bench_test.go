@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/cache"
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/heapstat"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
@@ -50,7 +51,8 @@ func testHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestL
 }
 
 // newTestHandler is testHandler's handler and the signer of its tokens A
-// (key id "k1").
+// (key id "k1"), whose key a real inbound.KeySet fetches from a loopback
+// JWKS server.
 func newTestHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestLog) (*Handler, *signer) {
 	b.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -58,14 +60,14 @@ func newTestHandler(b testing.TB, verified bool, logger *slog.Logger, mode Reque
 	}))
 	b.Cleanup(upstream.Close)
 	s := newSigner(b, "k1")
-	keys := &countingKeys{staticKeys: staticKeys{s.publicSet(b)}}
-	v, err := NewValidator(ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
+	keys := s.keySet(b)
+	v, err := inbound.NewValidator(inbound.ValidatorConfig{Issuer: testIssuer, Audiences: []string{"api://a"}, Keys: keys})
 	if err != nil {
 		b.Fatal(err)
 	}
-	var tv TokenValidator = Uncached(v)
+	tv := inbound.Uncached(v)
 	if verified {
-		vc, err := NewVerifiedCache(v, keys, 1<<20)
+		vc, err := inbound.NewVerifiedCache(v, keys, 1<<20)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -147,34 +149,6 @@ func BenchmarkWarmUsersGC(b *testing.B) {
 			}
 			runtime.KeepAlive(h)
 		})
-	}
-}
-
-// BenchmarkValidate compares a full validation with a remembered one.
-func BenchmarkValidate(b *testing.B) {
-	vc, s, _ := newTestVerifiedCache(b, 1<<20)
-	tok := s.sign(b, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
-	sum := sumToken(tok)
-	for name, tv := range map[string]TokenValidator{"full": Uncached(vc.v), "remembered": vc} {
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := tv.Validate(context.Background(), tok, sum); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkParseBearer is the Authorization header parsing.
-func BenchmarkParseBearer(b *testing.B) {
-	h := http.Header{"Authorization": {"Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := bearerToken(h); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 

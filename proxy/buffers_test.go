@@ -1,24 +1,9 @@
 package proxy
 
 import (
-	"crypto/sha256"
 	"runtime"
-	"strings"
 	"testing"
 )
-
-func TestSumToken(t *testing.T) {
-	for _, n := range []int{0, 1, 31, 32, 1033, 8 << 10, 64 << 10} {
-		raw := strings.Repeat("x", n)
-		if got, want := sumToken(raw), sha256.Sum256([]byte(raw)); got != want {
-			t.Errorf("sum of %d bytes = %x, want %x", n, got, want)
-		}
-	}
-	raw := strings.Repeat("t", 1200)
-	if n := testing.AllocsPerRun(100, func() { sumToken(raw) }); n != 0 {
-		t.Errorf("hashing a 1200-byte token allocates %v times, want 0", n)
-	}
-}
 
 func TestBufferPool(t *testing.T) {
 	var bp bufferPool

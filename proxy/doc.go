@@ -1,9 +1,8 @@
 // Package proxy is the gateway's HTTP handler. For each request it finds the
-// route by path prefix, validates the caller's token A (signature from the
-// authority's keys, issuer, audience, lifetime, algorithm, scopes), obtains
-// token B for the route's scopes from the cache or by an exchange, replaces
-// the Authorization header, and proxies the request to the route's upstream
-// with httputil.ReverseProxy.
+// route by path prefix, has token A validated (package inbound) and
+// authorized against the gateway's policy, obtains token B for the route's
+// scopes from the cache or by an exchange, replaces the Authorization header,
+// and proxies the request to the route's upstream with httputil.ReverseProxy.
 //
 // Every refusal is answered by the gateway itself with a JSON body
 // {"error": ..., "error_description": ...} and, for authentication problems,

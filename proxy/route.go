@@ -8,15 +8,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/obo"
-)
-
-// Flows a route can use to obtain token B: the obo package's flows, which
-// the route hands to the exchanger as they are.
-const (
-	FlowOnBehalfOf        = obo.FlowOnBehalfOf
-	FlowClientCredentials = obo.FlowClientCredentials
 )
 
 // errBadPath is returned by cleanPath for paths the gateway refuses to
@@ -100,15 +92,12 @@ type route struct {
 	upstream *url.URL
 	basePath string // upstream path without trailing slash
 	scopes   []string
-	scopeSet string    // normalised, for cache keys
-	appKey   string    // cache key of the route's app-only token B
-	appRef   cache.Ref // finds the app-only token B without the cache's lookup
-	memo     int       // the slot of Claims.keys that remembers this route's key
+	scopeSet string // normalised, for cache keys
+	appKey   string // cache key of the route's app-only token B
 	flow     string
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies
 	proxy    *httputil.ReverseProxy
-	metrics  *routeMetrics
 
 	audience, requestedType string
 	present                 obo.Presentation

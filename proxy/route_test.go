@@ -6,49 +6,6 @@ import (
 	"testing"
 )
 
-func TestParseBearer(t *testing.T) {
-	tests := []struct {
-		in, want, reason string
-	}{
-		{"Bearer abc.def.ghi", "abc.def.ghi", ""},
-		{"bearer abc", "abc", ""},
-		{"BEARER  abc==", "abc==", ""},
-		{"", "", ReasonMissing},
-		// Another scheme is no bearer token at all (RFC 6750, 3.1).
-		{"Basic dXNlcjpwYXNz", "", ReasonMissing},
-		{"Bearerabc", "", ReasonMissing},
-		{"Bear", "", ReasonMissing},
-		{"Bearer", "", ReasonMalformed},
-		{"Bearer ", "", ReasonMalformed},
-		{"bearer\tabc", "", ReasonMalformed},
-		{"Basic\tabc", "", ReasonMissing},
-		// The credential's syntax is Validate's to check
-		// (TestValidateRefusesNonB64Token).
-		{"Bearer abc def", "abc def", ""},
-		{"Bearer  \"abc\"", "\"abc\"", ""},
-	}
-	for _, tc := range tests {
-		got, err := parseBearer(tc.in)
-		if tc.reason == "" {
-			if err != nil || got != tc.want {
-				t.Errorf("parseBearer(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-			}
-			continue
-		}
-		re, ok := err.(*RejectError)
-		if !ok || re.Reason != tc.reason {
-			t.Errorf("parseBearer(%q) err = %v, want reason %s", tc.in, err, tc.reason)
-		}
-	}
-}
-
-func TestBearerTokenRejectsTwoHeaders(t *testing.T) {
-	h := map[string][]string{"Authorization": {"Bearer a", "Bearer b"}}
-	if _, err := bearerToken(h); err == nil {
-		t.Error("two Authorization headers accepted")
-	}
-}
-
 func TestCleanPath(t *testing.T) {
 	tests := []struct {
 		in, want string

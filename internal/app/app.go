@@ -16,6 +16,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/cache/rediscache"
+	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
@@ -48,9 +49,9 @@ type App struct {
 
 	// handler is nil until the authority's metadata is loaded.
 	handler  atomic.Pointer[proxy.Handler]
-	keys     atomic.Pointer[proxy.KeySet]
-	verified *proxy.VerifiedCache // set with handler; read after bg.Wait
-	l2       *rediscache.Store    // nil without cache.redis
+	keys     atomic.Pointer[inbound.KeySet]
+	verified *inbound.VerifiedCache // set with handler; read after bg.Wait
+	l2       *rediscache.Store      // nil without cache.redis
 	draining atomic.Bool
 
 	bgCtx    context.Context
@@ -416,7 +417,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 	for _, w := range cfg.Warnings() {
 		a.log.Warn("configuration warning", "warning", w)
 	}
-	keys, err := proxy.NewKeySet(a.bgCtx, proxy.KeySetConfig{
+	keys, err := inbound.NewKeySet(a.bgCtx, inbound.KeySetConfig{
 		URL:        md.JWKSURI,
 		HTTPClient: hc,
 		Refresh:    cfg.Authority.JWKSRefresh.D(),
@@ -431,12 +432,11 @@ func (a *App) buildHandler(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := proxy.NewValidator(proxy.ValidatorConfig{
+	v, err := inbound.NewValidator(inbound.ValidatorConfig{
 		Issuer:         md.Issuer,
 		V1Issuer:       v1Issuer,
 		AllowedTenants: cfg.Inbound.AllowedTenants,
 		Audiences:      cfg.Inbound.Audiences,
-		RequiredScopes: cfg.Inbound.RequiredScopes,
 		Algorithms:     cfg.Inbound.Algorithms,
 		ClockSkew:      cfg.Inbound.ClockSkew.D(),
 		Keys:           keys,
@@ -445,9 +445,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 		_ = keys.Close()
 		return err
 	}
-	var tv proxy.TokenValidator = proxy.Uncached(v)
+	tv := inbound.Uncached(v)
 	if n := int64(cfg.Inbound.VerifiedCacheBytes); n > 0 {
-		vc, err := proxy.NewVerifiedCache(v, keys, n)
+		vc, err := inbound.NewVerifiedCache(v, keys, n)
 		if err != nil {
 			_ = keys.Close()
 			return err

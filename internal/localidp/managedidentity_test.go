@@ -85,7 +85,7 @@ func TestManagedIdentityEndpointShapes(t *testing.T) {
 			if _, err := strconv.Atoi(a.str("expires_in")); (tc.url == m.IMDSURL()) != (err == nil) {
 				t.Errorf("expires_in %v (IMDS sends it as a string, App Service not at all)", a.body["expires_in"])
 			}
-			claims, ok := peekClaims(a.str("access_token"))
+			claims, ok := PeekClaims(a.str("access_token"))
 			if !ok || claims["iss"] != s.Issuer() || claims["sub"] != miObject || claims["aud"] != DefaultFederatedAudience {
 				t.Errorf("token claims %v", claims)
 			}

@@ -1,4 +1,4 @@
-package proxy
+package inbound
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"maps"
 	"reflect"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,9 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/heapstat"
-	"github.com/obo-gateway/obo-gateway/metrics"
 )
 
 // countingKeys counts key lookups (one per signature verification) and
@@ -74,7 +71,7 @@ func TestVerifiedCache(t *testing.T) {
 	hdr := map[string]any{"alg": "RS256", "kid": "k1"}
 	tok := s.sign(t, hdr, goodClaims(now))
 	validate := func(raw string) error {
-		_, err := vc.Validate(context.Background(), raw, sumToken(raw))
+		_, err := vc.Validate(context.Background(), raw, Sum(raw))
 		return err
 	}
 
@@ -135,7 +132,7 @@ func TestVerifiedCache(t *testing.T) {
 func TestVerifiedCacheLooksKeysUpOncePerKeySet(t *testing.T) {
 	vc, s, keys := newTestVerifiedCache(t, 1<<20)
 	tok := s.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, goodClaims(time.Now()))
-	sum := sumToken(tok)
+	sum := Sum(tok)
 	hits := func(n int) int32 {
 		t.Helper()
 		before := keys.checks.Load()
@@ -154,125 +151,6 @@ func TestVerifiedCacheLooksKeysUpOncePerKeySet(t *testing.T) {
 	if n := hits(100); n != 1 {
 		t.Errorf("100 hits after a key set change looked the key up %d times, want 1", n)
 	}
-}
-
-func TestCacheKeyIsBuiltOncePerTokenAndRoute(t *testing.T) {
-	newRoute := func(scopes, flow string) *route {
-		set := cache.NormalizeScopes([]string{scopes})
-		return &route{scopeSet: set, flow: flow, appKey: cache.AppKey(set)}
-	}
-	sumA, sumB := sumToken("token-a"), sumToken("token-b")
-	for _, mode := range []string{KeyUser, KeyAssertion} {
-		// A route belongs to one handler, hence one key mode; New gives
-		// each on-behalf-of route its own memo slot.
-		graph, files := newRoute("api://graph/.default", FlowOnBehalfOf), newRoute("api://files/.default", FlowOnBehalfOf)
-		files.memo = 1
-		app := newRoute("api://jobs/.default", FlowClientCredentials)
-		alice := &Claims{TenantID: "t", ObjectID: "alice", AuthContexts: []string{"c1"}}
-		h := &Handler{keyMode: mode}
-		want := func(rt *route, c *Claims, sum [32]byte) string {
-			if mode == KeyAssertion {
-				return cache.AssertionKey(sum, rt.scopeSet)
-			}
-			return cache.UserKey(c.TenantID, c.ObjectID, c.AuthContexts, rt.scopeSet)
-		}
-		for _, step := range []struct {
-			rt  *route
-			sum [32]byte
-		}{{graph, sumA}, {graph, sumA}, {files, sumA}, {graph, sumA}, {graph, sumB}} {
-			if got, _ := h.cacheKey(step.rt, alice, step.sum); got != want(step.rt, alice, step.sum) {
-				t.Errorf("%s: cacheKey = %q, want %q", mode, got, want(step.rt, alice, step.sum))
-			}
-		}
-		// Asked again for the same route and token, the key costs nothing,
-		// and comes with the same Ref, which finds token B without the
-		// cache's lookup; another token or route gets its own.
-		_, ref := h.cacheKey(graph, alice, sumA)
-		if n := testing.AllocsPerRun(100, func() { h.cacheKey(graph, alice, sumA) }); n != 0 {
-			t.Errorf("%s: a remembered key allocates %v times", mode, n)
-		}
-		if _, again := h.cacheKey(graph, alice, sumA); again != ref {
-			t.Errorf("%s: the same token and route got another Ref", mode)
-		}
-		_, filesRef := h.cacheKey(files, alice, sumA)
-		if filesRef == ref {
-			t.Errorf("%s: two routes share a Ref", mode)
-		}
-		// A token used on two routes in turn (an API calling two
-		// downstream APIs for one user) keeps both keys.
-		for range 3 {
-			_, g := h.cacheKey(graph, alice, sumA)
-			_, f := h.cacheKey(files, alice, sumA)
-			if g != ref || f != filesRef {
-				t.Fatalf("%s: alternating routes rebuilt a key", mode)
-			}
-		}
-		if n := testing.AllocsPerRun(100, func() { h.cacheKey(graph, alice, sumA); h.cacheKey(files, alice, sumA) }); n != 0 {
-			t.Errorf("%s: alternating routes allocate %v times", mode, n)
-		}
-		if got, appRef := h.cacheKey(app, alice, sumA); got != cache.AppKey(app.scopeSet) || appRef != &app.appRef {
-			t.Errorf("%s: app-only route: cacheKey = %q and not the route's Ref", mode, got)
-		}
-	}
-}
-
-func TestRememberPacksClaims(t *testing.T) {
-	c := &Claims{
-		Issuer: testIssuer, Subject: "s1", Audience: "api://a", TenantID: "t1", ObjectID: "o1",
-		Scopes: []string{"access_as_user", "other"}, Roles: []string{"Reader"}, AuthContexts: []string{"c1", "c2"},
-		Version: "2.0", ClientAppID: "app", Username: "alice@example.com", ExpiresAt: time.Unix(1700000000, 0),
-	}
-	// Every field is set, so that a field added to Claims but not to
-	// remember fails here.
-	fields := reflect.ValueOf(c).Elem()
-	for i := range fields.NumField() {
-		if f := fields.Type().Field(i); f.IsExported() && fields.Field(i).IsZero() {
-			t.Fatalf("the fixture leaves Claims.%s empty", f.Name)
-		}
-	}
-	sum := sumToken("token")
-	e := remember(c, "k1", sum)
-	if !reflect.DeepEqual(&e.claims, c) || e.kid != "k1" || e.sum != sum {
-		t.Fatalf("remember changed the claims:\n got %+v kid %q\nwant %+v kid %q", &e.claims, e.kid, c, "k1")
-	}
-	// Appending to one list must not overwrite the next in the shared array.
-	for name, l := range map[string][]string{"Scopes": e.claims.Scopes, "Roles": e.claims.Roles, "AuthContexts": e.claims.AuthContexts} {
-		if cap(l) != len(l) {
-			t.Errorf("%s has spare capacity %d in the shared array", name, cap(l)-len(l))
-		}
-	}
-	// The entry, the string every claim is a slice of, the lists' array.
-	if n := testing.AllocsPerRun(100, func() { remember(c, "k1", sum) }); n != 3 {
-		t.Errorf("remember allocates %v objects, want 3", n)
-	}
-	bare := &Claims{Subject: "s1", ExpiresAt: c.ExpiresAt}
-	if e := remember(bare, "", sum); !reflect.DeepEqual(&e.claims, bare) {
-		t.Errorf("claims without lists: got %+v, want %+v", &e.claims, bare)
-	}
-}
-
-// TestVerifiedCacheObjectsPerToken counts the heap objects the verified-token
-// cache keeps per remembered token, after real validations (whose decoded
-// claims are a dozen objects): the collector visits each on every cycle.
-func TestVerifiedCacheObjectsPerToken(t *testing.T) {
-	const n = 1000
-	vc, s, _ := newTestVerifiedCache(t, 64<<20)
-	toks := userTokens(t, s, n, map[string]any{
-		"roles": []string{"Reader", "Writer"}, "acrs": []string{"c1"}, "azp": "client-app", "preferred_username": "user@example.com",
-	})
-	before := heapstat.AfterGC()
-	for _, tok := range toks {
-		if _, err := vc.Validate(context.Background(), tok, sumToken(tok)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	after := heapstat.AfterGC()
-	per := float64(after.Objects-before.Objects) / n
-	t.Logf("%.1f heap objects per remembered token", per)
-	if per > 4 {
-		t.Errorf("the verified-token cache holds %.1f heap objects per token, want at most 4 (3 of its own, the rest its maps' growth)", per)
-	}
-	runtime.KeepAlive(toks)
 }
 
 // TestVerifiedCacheAddsLittleScanWork checks that an empty cache gives the
@@ -357,7 +235,7 @@ func TestVerifiedCacheConcurrentTokens(t *testing.T) {
 		wg.Go(func() {
 			for n := range 300 {
 				i := (g*7 + n*13) % len(toks)
-				c, err := vc.Validate(context.Background(), toks[i], sumToken(toks[i]))
+				c, err := vc.Validate(context.Background(), toks[i], Sum(toks[i]))
 				if err != nil {
 					t.Error(err)
 					return
@@ -385,7 +263,7 @@ func TestVerifiedCacheConcurrentTokens(t *testing.T) {
 func TestVerifiedCacheIDCollision(t *testing.T) {
 	vc, s, keys := newTestVerifiedCache(t, 1<<20)
 	toks := userTokens(t, s, 2, nil)
-	sumA, sumB := sumToken(toks[0]), sumToken(toks[1])
+	sumA, sumB := Sum(toks[0]), Sum(toks[1])
 	copy(sumB[:8], sumA[:8])
 	for i, step := range []struct {
 		tok      string
@@ -447,62 +325,3 @@ func userTokens(tb testing.TB, s *signer, n int, extra map[string]any) []string 
 
 // userOID is the object id of userTokens' i-th user.
 func userOID(i int) string { return fmt.Sprintf("%08d-0000-0000-0000-000000000000", i) }
-
-// TestEachRouteKeepsItsKey: New gives each on-behalf-of route a memo slot
-// of its own (up to keyMemoSlots; client credentials routes need none),
-// and the verified-token cache charges a remembered token for the keys it
-// may come to hold, one per such route.
-func TestEachRouteKeepsItsKey(t *testing.T) {
-	charged := func(routes []RouteConfig) (*Handler, int64) {
-		vc, s, _ := newTestVerifiedCache(t, 1<<20)
-		c, err := cache.New(cache.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		h, err := New(Config{Routes: routes, Validator: vc, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("test")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok := userTokens(t, s, 1, nil)[0]
-		if _, err := vc.Validate(context.Background(), tok, sumToken(tok)); err != nil {
-			t.Fatal(err)
-		}
-		var cost int64
-		for i := range vc.shards {
-			for _, e := range vc.shards[i].entries {
-				cost += e.cost
-			}
-		}
-		return h, cost
-	}
-	route := func(name, flow string) RouteConfig {
-		return RouteConfig{Name: name, PathPrefix: "/" + name, Upstream: "http://127.0.0.1:9/" + name, Scopes: []string{"api://" + name + "/.default"}, Flow: flow}
-	}
-	slotsOf := func(h *Handler) []int {
-		var slots []int
-		for _, rt := range h.routes {
-			if rt.flow == FlowOnBehalfOf {
-				slots = append(slots, rt.memo)
-			}
-		}
-		return slots
-	}
-	_, one := charged([]RouteConfig{route("graph", "")})
-	h, three := charged([]RouteConfig{route("graph", ""), route("jobs", FlowClientCredentials), route("files", ""), route("mail", "")})
-	if slots := slotsOf(h); !slices.Equal(slots, []int{0, 1, 2}) {
-		t.Errorf("memo slots of the on-behalf-of routes = %v, want 0, 1, 2", slots)
-	}
-	if three-one != 2*keyMemoCost {
-		t.Errorf("a token remembered for three on-behalf-of routes is charged %d bytes more than for one, want %d", three-one, 2*keyMemoCost)
-	}
-	// A fifth route shares the first one's slot; no token is charged for
-	// more keys than it can keep.
-	h, five := charged([]RouteConfig{route("graph", ""), route("files", ""), route("mail", ""), route("sites", ""), route("teams", "")})
-	if slots := slotsOf(h); !slices.Equal(slots, []int{0, 1, 2, 3, 0}) {
-		t.Errorf("memo slots of five on-behalf-of routes = %v, want 0, 1, 2, 3, 0", slots)
-	}
-	if five-one != (keyMemoSlots-1)*keyMemoCost {
-		t.Errorf("a token remembered for five on-behalf-of routes is charged %d bytes more than for one, want %d", five-one, (keyMemoSlots-1)*keyMemoCost)
-	}
-}

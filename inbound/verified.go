@@ -1,4 +1,4 @@
-package proxy
+package inbound
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,21 +53,11 @@ type KeyPresence interface {
 // set revokes the tokens it signed; the key is looked up only on the first
 // hit after the key set changed (see KeyPresence.Generation). Refusals are
 // not remembered.
-//
-// Its table is a few locked maps rather than a ristretto cache: a
-// remembered validation is cheap to redo (one signature check), so an
-// admission policy buys little, while every ristretto instance holds a
-// 32,768-slot buffer of pointers that the garbage collector scans on each
-// cycle, as long on one CPU as the rest of a bare proxy's collection.
 type VerifiedCache struct {
 	v          *Validator
 	keys       KeyPresence
 	shardBytes int64 // the bound of each shard
-	// keyMemos is how many token B cache keys a remembered token may
-	// come to hold, one per on-behalf-of route up to keyMemoSlots; the
-	// Handler sets it, and each entry is charged for them.
-	keyMemos atomic.Int32
-	shards   [verifiedShards]verifiedShard
+	shards     [verifiedShards]verifiedShard
 }
 
 // verifiedShards is the number of independently locked parts of a
@@ -88,7 +77,7 @@ type verifiedShard struct {
 }
 
 // verified is one remembered token: its claims, the key that signed it and
-// its SHA-256, in one object (see remember).
+// its SHA-256.
 type verified struct {
 	claims Claims
 	kid    string
@@ -100,75 +89,27 @@ type verified struct {
 }
 
 // remember returns the entry that remembers claims, of a token signed with
-// key kid whose SHA-256 is sum. A remembered token stays on the heap until
-// it expires, and the garbage collector visits each of its objects on every
-// cycle: the claims a JSON decoder builds are a dozen objects per token
-// (each string and list its own), which for thousands of users lengthens
-// every collection. The entry holds the same values in three objects: the
-// entry itself, one string that every claim and the kid are slices of, and
-// one array behind the scope, role and authentication-context lists. Its
-// cost is verifiedOverhead, the bytes of the strings and 16 per list item.
+// key kid whose SHA-256 is sum. Its cost is verifiedOverhead plus the bytes
+// of its strings and 16 per list item.
 func remember(c *Claims, kid string, sum [sha256.Size]byte) *verified {
-	e := &verified{sum: sum, kid: kid, claims: Claims{
-		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, TenantID: c.TenantID, ObjectID: c.ObjectID,
-		Scopes: c.Scopes, Roles: c.Roles, AuthContexts: c.AuthContexts,
-		Version: c.Version, ClientAppID: c.ClientAppID, Username: c.Username, ExpiresAt: c.ExpiresAt,
-	}}
-	strs := [...]*string{&e.claims.Issuer, &e.claims.Subject, &e.claims.Audience, &e.claims.TenantID,
-		&e.claims.ObjectID, &e.claims.Version, &e.claims.ClientAppID, &e.claims.Username, &e.kid}
-	lists := [...]*[]string{&e.claims.Scopes, &e.claims.Roles, &e.claims.AuthContexts}
-	size, items := 0, 0
-	for _, s := range strs {
-		size += len(*s)
-	}
-	for _, l := range lists {
-		items += len(*l)
-		for _, s := range *l {
-			size += len(s)
+	size := len(c.Issuer) + len(c.Subject) + len(c.Audience) + len(c.TenantID) + len(c.ObjectID) +
+		len(c.Version) + len(c.ClientAppID) + len(c.Username) + len(kid)
+	for _, l := range [...][]string{c.Scopes, c.Roles, c.AuthContexts} {
+		for _, s := range l {
+			size += len(s) + 16
 		}
 	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, s := range strs {
-		b.WriteString(*s)
-	}
-	for _, l := range lists {
-		for _, s := range *l {
-			b.WriteString(s)
-		}
-	}
-	packed := b.String()
-	e.cost = int64(verifiedOverhead + size + 16*items)
-	next := func(n int) string {
-		s := packed[:n]
-		packed = packed[n:]
-		return s
-	}
-	for _, s := range strs {
-		*s = next(len(*s))
-	}
-	array := make([]string, 0, items)
-	for _, l := range lists {
-		if len(*l) == 0 {
-			continue
-		}
-		from := len(array)
-		for _, s := range *l {
-			array = append(array, next(len(s)))
-		}
-		*l = array[from:len(array):len(array)]
-	}
-	return e
+	return &verified{claims: *c, kid: kid, sum: sum, cost: int64(verifiedOverhead + size)}
 }
 
 // NewVerifiedCache returns a cache in front of v holding at most maxBytes
 // of claims. keys tells whether a signing key is still published. Each of
 // the cache's 16 maps holds at most a sixteenth of maxBytes, and a
-// remembered token costs about a kilobyte (see remember), so a cache of less
-// than a few hundred KiB remembers few tokens, or none.
+// remembered token costs about a kilobyte, so a cache of less than a few
+// hundred KiB remembers few tokens, or none.
 func NewVerifiedCache(v *Validator, keys KeyPresence, maxBytes int64) (*VerifiedCache, error) {
 	if maxBytes <= 0 {
-		return nil, fmt.Errorf("proxy: verified token cache size %d must be positive", maxBytes)
+		return nil, fmt.Errorf("inbound: verified token cache size %d must be positive", maxBytes)
 	}
 	return &VerifiedCache{v: v, keys: keys, shardBytes: maxBytes / verifiedShards}, nil
 }
@@ -195,14 +136,11 @@ func (c *VerifiedCache) Validate(ctx context.Context, raw string, sum [sha256.Si
 		}
 		sh.remove(id, e)
 	}
-	claims, err := c.v.Validate(ctx, raw)
+	claims, kid, err := c.v.validate(ctx, raw)
 	if err != nil || len(raw) > MaxCachedTokenBytes {
 		return claims, err
 	}
-	e := remember(claims, headerKID(raw), sum)
-	if n := c.keyMemos.Load(); n > 1 {
-		e.cost += int64(n-1) * keyMemoCost
-	}
+	e := remember(claims, kid, sum)
 	sh.add(id, e, c.shardBytes, c.v.cfg.Now().Add(-c.v.cfg.ClockSkew))
 	return &e.claims, nil
 }
@@ -292,37 +230,17 @@ func (s *verifiedShard) evictOne() {
 	s.bytes -= first.cost
 }
 
-// keyMemoCost approximates the bytes of the token B cache key remembered
-// with a token's claims: the routeKey with its Ref (and the weak pointer
-// the Ref holds), and a key of tenant, user and scopes.
-const keyMemoCost = 96 + 160
-
 // verifiedOverhead approximates the bytes a remembered token costs beyond
-// its strings and lists: its entry, its map slot and one cache key (a
-// token used on several routes is charged keyMemoCost for each further
-// route's key; VerifiedCache.keyMemos).
-const verifiedOverhead = int(unsafe.Sizeof(verified{})) + 32 + keyMemoCost
+// its strings and lists: its entry and its map slot.
+const verifiedOverhead = int(unsafe.Sizeof(verified{})) + 32
 
-// headerKID returns the "kid" of a token that has already been validated.
-func headerKID(raw string) string {
-	h64, _, _ := strings.Cut(raw, ".")
-	var h header
-	if err := decodeSegment(h64, &h); err != nil {
-		return ""
-	}
-	return h.Kid
-}
-
-// sumToken returns the SHA-256 of a raw token. It hashes the string's own
-// bytes: a token is about a kilobyte and arrives on every request, and
-// Sum256 only reads its input, so the copy []byte(raw) would make is not
-// needed.
-func sumToken(raw string) [sha256.Size]byte {
+// Sum returns the SHA-256 of a raw token, which names it in the
+// VerifiedCache and, through Fingerprint, in logs. It hashes the string's
+// own bytes: []byte(raw) would copy the token on every request.
+func Sum(raw string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
-// fingerprintOf names a token in logs: the first 12 hex digits of its
-// SHA-256.
-func fingerprintOf(sum [sha256.Size]byte) string {
-	return hex.EncodeToString(sum[:6])
-}
+// Fingerprint names a token in logs without revealing it: the first 12 hex
+// digits of its SHA-256 sum.
+func Fingerprint(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:6]) }

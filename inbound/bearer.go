@@ -1,11 +1,11 @@
-package proxy
+package inbound
 
 import (
 	"net/http"
 	"strings"
 )
 
-// bearerToken returns the credential of the request's single
+// BearerToken returns the credential of the request's single
 // "Authorization: Bearer <credential>" header. The scheme is matched
 // case-insensitively (RFC 7235). It returns a *RejectError when the header
 // is missing, repeated or malformed. A header of another scheme (Basic,
@@ -13,10 +13,8 @@ import (
 // method with a bare challenge, no error code.
 //
 // The credential's syntax, an RFC 6750 b64token, is checked by
-// Validator.Validate, not here: a token the verified-token cache holds is
-// byte for byte one that passed Validate, so a cache hit need not scan the
-// token's kilobyte again.
-func bearerToken(h http.Header) (string, error) {
+// Validator.Validate, not here: a token the VerifiedCache holds passed it.
+func BearerToken(h http.Header) (string, error) {
 	values := h.Values("Authorization")
 	switch len(values) {
 	case 0:
@@ -29,7 +27,7 @@ func bearerToken(h http.Header) (string, error) {
 }
 
 // parseBearer parses the value of one Authorization header; see
-// bearerToken.
+// BearerToken.
 func parseBearer(v string) (string, error) {
 	const scheme = "bearer"
 	if v == "" {
