@@ -87,6 +87,11 @@ func (h *Handler) serve(st *request, r *http.Request) {
 		return
 	}
 	st.route = rt
+	if rt.flow == FlowAgentApp || rt.flow == FlowAgentUser {
+		// No token A: the route is for the local agent process.
+		h.serveAgent(st, r, p, nil)
+		return
+	}
 	raw, err := inbound.BearerToken(r.Header)
 	var claims *inbound.Claims
 	if err == nil {
@@ -104,6 +109,10 @@ func (h *Handler) serve(st *request, r *http.Request) {
 		st.reason = re.Reason
 		h.m.InboundRejections.WithLabelValues(re.Reason).Inc()
 		writeReject(w, re)
+		return
+	}
+	if rt.flow == FlowAgentOnBehalfOf {
+		h.serveAgent(st, r, p, agentCaller(st, claims))
 		return
 	}
 	st.tenant, st.outPath, st.key = claims.TenantID, rt.outPath(p), h.cacheKey(rt, claims, st.sum)
@@ -126,7 +135,7 @@ func (h *Handler) authorize(rt *route, c *inbound.Claims) error {
 		return &inbound.RejectError{Reason: reason, Description: description, Scope: h.requiredScope}
 	}
 	switch {
-	case c.AppOnly() && rt.flow == FlowOnBehalfOf:
+	case c.AppOnly() && (rt.flow == FlowOnBehalfOf || rt.flow == FlowAgentOnBehalfOf):
 		return refuse(inbound.ReasonAppOnly, "an app-only token cannot be exchanged on behalf of a user")
 	case c.AppOnly() && len(c.Roles) == 0:
 		// Neither a user's delegated token nor an application granted a
@@ -171,6 +180,12 @@ func (h *Handler) forward(st *request, r *http.Request) {
 		return
 	}
 	st.entry = entry
+	h.send(st, r)
+}
+
+// send proxies the request with st's token B.
+func (h *Handler) send(st *request, r *http.Request) {
+	rt := st.route
 	if h.cae && rt.replay > 0 {
 		keepBody(r, st, rt.replay)
 	}

@@ -98,6 +98,9 @@ type route struct {
 	replay   int64 // RouteConfig.ReplayMaxBytes
 	cookies  bool  // RouteConfig.ForwardCookies
 	proxy    *httputil.ReverseProxy
+	// agentID and agentUser are the fixed agent identity and agent user
+	// of an agent route, empty when the request names them.
+	agentID, agentUser string
 
 	audience, requestedType string
 	present                 obo.Presentation

@@ -400,6 +400,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Capabilities:  cfg.Client.Capabilities,
 		Protocol:      cfg.Authority.Protocol,
 		DefaultTenant: cfg.Client.TenantID,
+		// The agent legs' tokens share the token B cache: their keys
+		// cannot collide with token B's.
+		AgentCache: a.cache,
 		// In the file 0 turns a setting off; obo.Config says that with a
 		// negative value (its zero means the default).
 		Retries:         cmp.Or(cfg.Authority.Retries, -1),
@@ -460,6 +463,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		routes = append(routes, proxy.RouteConfig{
 			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
+			AgentIdentity: r.AgentIdentity, AgentUser: r.AgentUser,
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
 			ForwardCookies: bool(r.ForwardCookies),
@@ -472,6 +476,10 @@ func (a *App) buildHandler(ctx context.Context) error {
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
 		StripHeaders:   cfg.Inbound.StripHeaders,
+
+		AgentIdentities: cfg.Agents.Identities,
+		AgentTenants:    cfg.Agents.Tenants,
+		DefaultTenant:   cfg.Client.TenantID,
 	})
 	if err != nil {
 		_ = keys.Close()
