@@ -44,6 +44,9 @@ type App struct {
 
 	ln, adminLn   net.Listener
 	srv, adminSrv *http.Server
+	// tokenLn and tokenSrv serve the token API; nil when it is off.
+	tokenLn  net.Listener
+	tokenSrv *http.Server
 	// watch counts the requests the gateway listener's server refuses.
 	watch *unreadWatch
 
@@ -145,6 +148,10 @@ func New(opts Options) (*App, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if err := a.listenTokenAPI(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
@@ -167,10 +174,14 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 // in-flight requests finish within the configured shutdown timeout, and
 // releases everything.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.srv.Serve(a.ln) }()
 	go func() { errc <- a.adminSrv.Serve(a.adminLn) }()
 	a.log.Info("gateway listening", "listen", a.Addr(), "admin_listen", a.AdminAddr())
+	if a.tokenSrv != nil {
+		go func() { errc <- a.tokenSrv.Serve(a.tokenLn) }()
+		a.log.Info("token API listening", "token_api_listen", a.TokenAPIAddr())
+	}
 
 	var err error
 	select {
@@ -207,6 +218,11 @@ func (a *App) Run(ctx context.Context) error {
 			err = fmt.Errorf("app: drain: %w", serr)
 		}
 	}
+	if a.tokenSrv != nil {
+		if serr := a.tokenSrv.Shutdown(sctx); serr != nil {
+			_ = a.tokenSrv.Close()
+		}
+	}
 	_ = a.adminSrv.Shutdown(sctx)
 	a.Close()
 	return err
@@ -221,6 +237,9 @@ func (a *App) Close() {
 	}
 	if a.adminLn != nil {
 		a.adminLn.Close()
+	}
+	if a.tokenLn != nil {
+		a.tokenLn.Close()
 	}
 	if k := a.keys.Load(); k != nil {
 		_ = k.Close()

@@ -96,7 +96,7 @@ func (c *Config) validateAgents(v *validator) {
 		if host, _, err := net.SplitHostPort(c.TokenAPI.Listen); err == nil && !isLoopback(host) {
 			v.add("token_api.listen", "%q must be a loopback address (127.0.0.1, ::1 or localhost): the token API's unauthenticated endpoints give tokens to whoever can connect", c.TokenAPI.Listen)
 		}
-		if c.TokenAPI.Listen == c.Listen || c.TokenAPI.Listen == c.AdminListen {
+		if !strings.HasSuffix(c.TokenAPI.Listen, ":0") && (c.TokenAPI.Listen == c.Listen || c.TokenAPI.Listen == c.AdminListen) {
 			v.add("token_api.listen", "%q must differ from listen and admin_listen", c.TokenAPI.Listen)
 		}
 	}

@@ -51,6 +51,8 @@ const agentRoutes = `  - name: agent-app
     flow: agent_on_behalf_of
 agents:
   identities: [` + agentA + `, ` + agentB + `]
+token_api:
+  listen: 127.0.0.1:0
 `
 
 // agentIdentities registers the agent identities with the identity provider.
