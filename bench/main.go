@@ -7,6 +7,7 @@
 //
 //	go run ./bench                 # the full run, about six minutes
 //	go run ./bench -quick          # one round, for a smoke test
+//	go run ./bench -only tokenapi  # the token API scenario alone
 //
 // The servers and the load generator (wrk when installed, otherwise a Go
 // one) run in processes of their own; with taskset, the load generator and
@@ -25,7 +26,8 @@
 // cold path (every request a new user, authority latency 50 ms);
 // N concurrent first requests of one user; refresh-ahead under steady load
 // with short-lived tokens; a rollout of replicas with and without Redis; heap
-// per cached token for 100k users.
+// per cached token for 100k users; the token API's warm
+// /AuthorizationHeader against the warm proxy path and the upstream.
 package main
 
 import (
@@ -75,6 +77,8 @@ type options struct {
 	// fixedRate is the fraction of the bare proxy's saturated throughput
 	// at which the fixed-rate phases send.
 	fixedRate float64
+	// only names the one scenario to run ("tokenapi"); empty runs all.
+	only string
 }
 
 func main() {
@@ -106,6 +110,7 @@ func main() {
 		o.gatewayEnv = append(o.gatewayEnv, v)
 		return nil
 	})
+	flag.StringVar(&o.only, "only", "", "run only the `scenario` named: tokenapi (the token API against the proxy path)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (not the servers) to `FILE`")
 	flag.Parse()
 	if err := checkFraction(o.fixedRate); err != nil {
@@ -124,7 +129,16 @@ func main() {
 	if *quick {
 		o.rounds, o.refreshFor, o.memUsers = 1, 10*time.Second, 20_000
 	}
-	if err := benchmark(o); err != nil {
+	run := benchmark
+	switch o.only {
+	case "":
+	case "tokenapi":
+		run = tokenAPIBench
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -only: unknown scenario", o.only)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -605,6 +619,12 @@ func benchmark(o options) error {
 	}
 	if err := replicas(ctx, up.addr, 4, 200); err != nil {
 		return err
+	}
+	fmt.Println()
+	tokenAPI := o
+	tokenAPI.gatewayBin = bin
+	if err := tokenAPIBench(tokenAPI); err != nil {
+		return fmt.Errorf("token API: %w", err)
 	}
 	return memory(idp, o.memUsers)
 }
