@@ -344,27 +344,52 @@ func metric(admin, series string) float64 {
 	return 0
 }
 
+// bench is what every scenario starts with: a temporary directory, the
+// placement of the processes, the gateway binary and the upstream.
+type bench struct {
+	dir            string
+	place          placement
+	placeNote, bin string
+	up             *proc
+}
+
+// setUp prepares a bench; close releases it.
+func setUp(o options, name string) (*bench, error) {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{dir: dir, bin: o.gatewayBin}
+	b.place, b.placeNote = choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
+	if b.bin == "" {
+		if b.bin, err = buildGateway(dir); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	if b.up, err = startChild(b.place.upstream, "upstream"); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.up != nil {
+		b.up.stop()
+	}
+	os.RemoveAll(b.dir)
+}
+
 func benchmark(o options) error {
 	ctx := context.Background()
 	printMachine()
-	dir, err := os.MkdirTemp("", "obo-bench")
+	b, err := setUp(o, "obo-bench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	place, placeNote := choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
-	bin := o.gatewayBin
-	if bin == "" {
-		if bin, err = buildGateway(dir); err != nil {
-			return err
-		}
-	}
-
-	up, err := startChild(place.upstream, "upstream")
-	if err != nil {
-		return err
-	}
-	defer up.stop()
+	defer b.close()
+	dir, place, placeNote, bin, up := b.dir, b.place, b.placeNote, b.bin, b.up
 	bare, err := startChild(place.servers, "bare", "-upstream", up.addr)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -24,23 +23,12 @@ func tokenAPIYAML(idp *localidp.Server, upstream string, port int) string {
 // the token API's throughput over the proxy path's.
 func tokenAPIBench(o options) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "obo-bench-tokenapi")
+	b, err := setUp(o, "obo-bench-tokenapi")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	place, placeNote := choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
-	bin := o.gatewayBin
-	if bin == "" {
-		if bin, err = buildGateway(dir); err != nil {
-			return err
-		}
-	}
-	up, err := startChild(place.upstream, "upstream")
-	if err != nil {
-		return err
-	}
-	defer up.stop()
+	defer b.close()
+	dir, place, placeNote, bin, up := b.dir, b.place, b.placeNote, b.bin, b.up
 	idp, err := localidp.New(localidp.Options{Clients: []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}}})
 	if err != nil {
 		return err
