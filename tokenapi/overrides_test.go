@@ -22,9 +22,9 @@ func TestTokenRequestSelectsTheFlowAndRefusesWidening(t *testing.T) {
 		name   string
 		route  proxy.RouteInfo
 		query  string
-		allow  []string
-		flow   string // want; "" = the route's
-		refuse string // a part of the refusal's detail
+		allow  []string // "route:override" for a route's allow_overrides
+		flow   string   // want; "" = the route's
+		refuse string   // a part of the refusal's detail
 	}{
 		{"route's flow", obo, "", nil, "", ""},
 		{"agent on behalf of", obo, "AgentIdentity=" + agent, nil, proxy.FlowAgentOnBehalfOf, ""},
@@ -38,6 +38,8 @@ func TestTokenRequestSelectsTheFlowAndRefusesWidening(t *testing.T) {
 		{"agent app token on an OBO route", obo, "AgentIdentity=" + agent + "&optionsOverride.RequestAppToken=TRUE", nil, "", "request_app_token"},
 		{"other scopes", app, "optionsOverride.Scopes=api://y/.default", nil, "", "scopes"},
 		{"other scopes, allowed", app, "optionsOverride.Scopes=api://y/.default", []string{"scopes"}, "", ""},
+		{"other scopes, allowed for another route", obo, "optionsOverride.Scopes=Mail.Read", []string{"app:scopes"}, "", "scopes"},
+		{"other scopes, allowed for the route", app, "optionsOverride.Scopes=api://y/.default", []string{"app:scopes"}, "", ""},
 		{"same scopes", obo, "optionsOverride.Scopes=user.read", nil, "", ""},
 		{"fixed identity and user", fixed, "", nil, proxy.FlowAgentUser, ""},
 		{"same identity", fixed, "AgentIdentity=" + strings.ToUpper(agent), nil, proxy.FlowAgentUser, ""},
@@ -50,7 +52,15 @@ func TestTokenRequestSelectsTheFlowAndRefusesWidening(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &Server{cfg: Config{AllowOverrides: tt.allow}}
+			cfg := Config{RouteOverrides: map[string][]string{}}
+			for _, a := range tt.allow {
+				if route, o, ok := strings.Cut(a, ":"); ok {
+					cfg.RouteOverrides[route] = append(cfg.RouteOverrides[route], o)
+				} else {
+					cfg.AllowOverrides = append(cfg.AllowOverrides, a)
+				}
+			}
+			s := &Server{cfg: cfg}
 			q, err := url.ParseQuery(tt.query)
 			if err != nil {
 				t.Fatal(err)
