@@ -7,6 +7,7 @@
 //
 //	go run ./bench                 # the full run, about six minutes
 //	go run ./bench -quick          # one round, for a smoke test
+//	go run ./bench -only tokenapi  # the token API scenario alone
 //
 // The servers and the load generator (wrk when installed, otherwise a Go
 // one) run in processes of their own; with taskset, the load generator and
@@ -25,7 +26,8 @@
 // cold path (every request a new user, authority latency 50 ms);
 // N concurrent first requests of one user; refresh-ahead under steady load
 // with short-lived tokens; a rollout of replicas with and without Redis; heap
-// per cached token for 100k users.
+// per cached token for 100k users; the token API's warm
+// /AuthorizationHeader against the warm proxy path and the upstream.
 package main
 
 import (
@@ -75,6 +77,8 @@ type options struct {
 	// fixedRate is the fraction of the bare proxy's saturated throughput
 	// at which the fixed-rate phases send.
 	fixedRate float64
+	// only names the one scenario to run ("tokenapi"); empty runs all.
+	only string
 }
 
 func main() {
@@ -106,6 +110,7 @@ func main() {
 		o.gatewayEnv = append(o.gatewayEnv, v)
 		return nil
 	})
+	flag.StringVar(&o.only, "only", "", "run only the `scenario` named: tokenapi (the token API against the proxy path)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (not the servers) to `FILE`")
 	flag.Parse()
 	if err := checkFraction(o.fixedRate); err != nil {
@@ -124,7 +129,16 @@ func main() {
 	if *quick {
 		o.rounds, o.refreshFor, o.memUsers = 1, 10*time.Second, 20_000
 	}
-	if err := benchmark(o); err != nil {
+	run := benchmark
+	switch o.only {
+	case "":
+	case "tokenapi":
+		run = tokenAPIBench
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -only: unknown scenario", o.only)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -330,27 +344,52 @@ func metric(admin, series string) float64 {
 	return 0
 }
 
+// bench is what every scenario starts with: a temporary directory, the
+// placement of the processes, the gateway binary and the upstream.
+type bench struct {
+	dir            string
+	place          placement
+	placeNote, bin string
+	up             *proc
+}
+
+// setUp prepares a bench; close releases it.
+func setUp(o options, name string) (*bench, error) {
+	dir, err := os.MkdirTemp("", name)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{dir: dir, bin: o.gatewayBin}
+	b.place, b.placeNote = choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
+	if b.bin == "" {
+		if b.bin, err = buildGateway(dir); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	if b.up, err = startChild(b.place.upstream, "upstream"); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) close() {
+	if b.up != nil {
+		b.up.stop()
+	}
+	os.RemoveAll(b.dir)
+}
+
 func benchmark(o options) error {
 	ctx := context.Background()
 	printMachine()
-	dir, err := os.MkdirTemp("", "obo-bench")
+	b, err := setUp(o, "obo-bench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	place, placeNote := choosePlacement(o.pin, o.upstreamWithLoad, o.loadCPUs, runtime.NumCPU())
-	bin := o.gatewayBin
-	if bin == "" {
-		if bin, err = buildGateway(dir); err != nil {
-			return err
-		}
-	}
-
-	up, err := startChild(place.upstream, "upstream")
-	if err != nil {
-		return err
-	}
-	defer up.stop()
+	defer b.close()
+	dir, place, placeNote, bin, up := b.dir, b.place, b.placeNote, b.bin, b.up
 	bare, err := startChild(place.servers, "bare", "-upstream", up.addr)
 	if err != nil {
 		return err
@@ -605,6 +644,12 @@ func benchmark(o options) error {
 	}
 	if err := replicas(ctx, up.addr, 4, 200); err != nil {
 		return err
+	}
+	fmt.Println()
+	tokenAPI := o
+	tokenAPI.gatewayBin = bin
+	if err := tokenAPIBench(tokenAPI); err != nil {
+		return fmt.Errorf("token API: %w", err)
 	}
 	return memory(idp, o.memUsers)
 }

@@ -102,6 +102,12 @@ type Metrics struct {
 	// sha256, the first 12 hex digits of its SHA-256; the series of the
 	// file that ran before is removed.
 	ConfigInfo *prometheus.GaugeVec
+	// TokenAPIRequests counts the token API's answers, by endpoint, route
+	// and status class.
+	TokenAPIRequests *prometheus.CounterVec
+	// TokenAPIDuration is the time to answer a token API request, by
+	// endpoint.
+	TokenAPIDuration *prometheus.HistogramVec
 }
 
 // New returns Metrics registered on a new Registry, together with the Go
@@ -204,6 +210,15 @@ func New(version string) *Metrics {
 			Namespace: namespace, Name: "exchange_queue_rejections_total",
 			Help: "Exchanges refused because all exchange slots stayed busy for authority.queue_timeout.",
 		}),
+		TokenAPIRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "token_api_requests_total",
+			Help: "Token API requests answered, by endpoint, route and status class.",
+		}, []string{"endpoint", "route", "code"}),
+		TokenAPIDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "token_api_request_duration_seconds",
+			Help:    "Time to answer a token API request, by endpoint.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint"}),
 		ConfigReloads: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "config_reloads_total",
 			Help: "Changed configuration files read while running, by outcome (success: applied, failure: refused).",

@@ -28,8 +28,16 @@ type RouteConfig struct {
 	Upstream string
 	// Scopes are requested for token B.
 	Scopes []string
-	// Flow is obo.FlowOnBehalfOf (the default) or obo.FlowClientCredentials.
+	// Flow is obo.FlowOnBehalfOf (the default), obo.FlowClientCredentials or
+	// an agent flow (obo.FlowAgentApp, obo.FlowAgentUser,
+	// obo.FlowAgentOnBehalfOf, which need Config.Agents).
 	Flow string
+	// AgentIdentity fixes an agent flow's agent identity; empty means the
+	// request's X-Agent-Identity.
+	AgentIdentity string
+	// AgentUser fixes the agent user (UPN or object id) of FlowAgentUser;
+	// empty means the request's X-Agent-User.
+	AgentUser string
 	// Timeout bounds the wait for the downstream's response headers; zero
 	// means DefaultTimeout.
 	Timeout time.Duration
@@ -110,4 +118,13 @@ type Config struct {
 	// the configuration): its transports to the upstreams that stay, with
 	// their kept-alive connections, are used again.
 	Previous *Handler
+	// Agents obtains the agent flows' tokens; nil means the Exchanger, when
+	// it implements AgentExchanger.
+	Agents AgentExchanger
+	// AgentIdentities are the agent identities requests may name ("*":
+	// any); AgentTenants the tenants besides DefaultTenant ("*": any).
+	AgentIdentities, AgentTenants []string
+	// DefaultTenant is the tenant of app-only and agent tokens
+	// (client.tenant_id).
+	DefaultTenant string
 }

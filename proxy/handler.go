@@ -91,6 +91,11 @@ func (h *Handler) serve(st *request, r *http.Request) {
 		return
 	}
 	st.route = rt
+	if rt.flow == obo.FlowAgentApp || rt.flow == obo.FlowAgentUser {
+		// No token A: the route is for the local agent process.
+		h.serveAgent(st, r, p, nil)
+		return
+	}
 	raw, err := inbound.BearerToken(r.Header)
 	var claims *inbound.Claims
 	if err == nil {
@@ -108,6 +113,10 @@ func (h *Handler) serve(st *request, r *http.Request) {
 		st.reason = re.Reason
 		h.m.InboundRejections.WithLabelValues(re.Reason).Inc()
 		writeReject(w, re)
+		return
+	}
+	if rt.flow == obo.FlowAgentOnBehalfOf {
+		h.serveAgent(st, r, p, agentCaller(st, claims))
 		return
 	}
 	st.tenant, st.outPath, st.key = claims.TenantID, rt.outPath(p), h.cacheKey(rt, claims, st.sum)
@@ -130,7 +139,7 @@ func (h *Handler) authorize(rt *route, c *inbound.Claims) error {
 		return &inbound.RejectError{Reason: reason, Description: description, Scope: h.requiredScope}
 	}
 	switch {
-	case c.AppOnly() && rt.flow == obo.FlowOnBehalfOf:
+	case c.AppOnly() && (rt.flow == obo.FlowOnBehalfOf || rt.flow == obo.FlowAgentOnBehalfOf):
 		return refuse(inbound.ReasonAppOnly, "an app-only token cannot be exchanged on behalf of a user")
 	case c.AppOnly() && len(c.Roles) == 0:
 		// Neither a user's delegated token nor an application granted a
@@ -176,6 +185,12 @@ func (h *Handler) forward(st *request, r *http.Request) {
 		return
 	}
 	st.entry = entry
+	h.send(st, r)
+}
+
+// send proxies the request with st's token B.
+func (h *Handler) send(st *request, r *http.Request) {
+	rt := st.route
 	st.inBody = wrapBody(r)
 	if h.cae && rt.replay > 0 {
 		keepBody(r, st, rt.replay)

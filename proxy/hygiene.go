@@ -44,6 +44,11 @@ var identityHeaders = []string{
 	"X-Real-IP",
 	"X-Original-URL",
 	"X-Rewrite-URL",
+	// Agent routes' own request headers: for the gateway, not the
+	// downstream.
+	HeaderAgentIdentity,
+	HeaderAgentUser,
+	HeaderAgentTenant,
 }
 
 // IdentityHeaders returns the request headers the gateway always removes

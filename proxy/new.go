@@ -54,6 +54,10 @@ type Handler struct {
 	// transports holds the transport of each upstream host and timeout
 	// (scheme, host and timeout), which a handler replacing this one reuses.
 	transports map[string]*http.Transport
+
+	agents                 AgentExchanger // nil without agent flows
+	agentIDs, agentTenants []string
+	defaultTenant          string
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -68,7 +72,11 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
 		requestLog: cfg.RequestLog, keyMode: cfg.KeyMode, cae: cfg.CAE,
 		requiredScopes: cfg.RequiredScopes, requiredScope: strings.Join(cfg.RequiredScopes, " "),
-		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders}
+		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders,
+		agents: cfg.Agents, agentIDs: cfg.AgentIdentities, agentTenants: cfg.AgentTenants, defaultTenant: cfg.DefaultTenant}
+	if ax, ok := cfg.Exchanger.(AgentExchanger); ok && h.agents == nil {
+		h.agents = ax
+	}
 	if h.maxHeaders <= 0 {
 		h.maxHeaders = DefaultMaxRequestHeaders
 	}
@@ -85,6 +93,9 @@ func New(cfg Config) (*Handler, error) {
 	h.transports = make(map[string]*http.Transport)
 	for _, rc := range cfg.Routes {
 		rt, err := newRoute(rc)
+		if err == nil && isAgentFlow(rt.flow) && h.agents == nil {
+			err = errors.New("an agent flow needs Config.Agents")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("proxy: route %q: %w", rc.Name, err)
 		}
@@ -207,8 +218,12 @@ func newRoute(rc RouteConfig) (*route, error) {
 	if flow == "" {
 		flow = obo.FlowOnBehalfOf
 	}
-	if flow != obo.FlowOnBehalfOf && flow != obo.FlowClientCredentials {
+	if flow != obo.FlowOnBehalfOf && flow != obo.FlowClientCredentials && !isAgentFlow(flow) {
 		return nil, fmt.Errorf("unknown flow %q", rc.Flow)
+	}
+	if isAgentFlow(flow) {
+		// A CAE retry exchanges token A again as an OBO route does.
+		rc.ReplayMaxBytes = 0
 	}
 	if len(rc.Scopes) == 0 && rc.Audience == "" {
 		return nil, errors.New("no scopes and no audience")
@@ -236,6 +251,8 @@ func newRoute(rc RouteConfig) (*route, error) {
 		bearer:        present == obo.DefaultPresentation(""),
 		flow:          flow,
 		replay:        rc.ReplayMaxBytes,
+		agentID:       rc.AgentIdentity,
+		agentUser:     rc.AgentUser,
 		cookies:       rc.ForwardCookies,
 		websocket:     rc.WebSocket,
 	}

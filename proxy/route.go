@@ -100,6 +100,9 @@ type route struct {
 	// websocket is RouteConfig.WebSocket.
 	websocket bool
 	proxy     *httputil.ReverseProxy
+	// agentID and agentUser are the fixed agent identity and agent user
+	// of an agent route, empty when the request names them.
+	agentID, agentUser string
 
 	audience, requestedType string
 	present                 obo.Presentation

@@ -27,6 +27,11 @@ const (
 	devAPIURI   = "api://obo-gateway-dev"
 	devAlice    = "00000000-0000-4000-8000-0000000a11ce"
 	devBob      = "00000000-0000-4000-8000-000000000b0b"
+	// The demo's agent identity, of the blueprint devClientID, and its
+	// agent user.
+	devAgent     = "00000000-0000-4000-8000-00000000a6e7"
+	devAgentUser = "00000000-0000-4000-8000-0000a6e7b5e7"
+	devAgentUPN  = "agent@obo-gateway.dev"
 )
 
 func devCommand() *cli.Command {
@@ -36,7 +41,12 @@ func devCommand() *cli.Command {
 		Description: "Starts a local identity provider that signs real tokens, an echo API that shows what it\n" +
 			"receives, and the gateway between them, then prints user tokens and curl commands to try.\n" +
 			"Stops on Ctrl-C.",
-		Flags: append(listenFlags("127.0.0.1:8080", "127.0.0.1:9090"), logFlags()...),
+		Flags: append(append(listenFlags("127.0.0.1:8080", "127.0.0.1:9090"), &cli.StringFlag{
+			Name:    "token-api-listen",
+			Usage:   "serve the Microsoft-compatible token API on `HOST:PORT` (loopback)",
+			EnvVars: []string{"OBO_GATEWAY_TOKEN_API_LISTEN"},
+			Value:   "127.0.0.1:5178",
+		}), logFlags()...),
 		Action: func(c *cli.Context) error {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -50,6 +60,8 @@ func runDev(ctx context.Context, c *cli.Context, out io.Writer) error {
 	_, _ = rand.Read(secret)
 	idp, err := localidp.New(localidp.Options{
 		Clients: []localidp.Client{{ID: devClientID, Secret: hex.EncodeToString(secret), IdentifierURI: devAPIURI}},
+		AgentIdentities: []localidp.AgentIdentity{{ID: devAgent, Blueprint: devClientID,
+			Users: []localidp.AgentUser{{ObjectID: devAgentUser, UPN: devAgentUPN}}}},
 	})
 	if err != nil {
 		return fmt.Errorf("dev: identity provider: %w", err)
@@ -86,12 +98,27 @@ routes:
     upstream: %s/app
     scopes: [api://echo-api/.default]
     flow: client_credentials
+  - name: echo-agent
+    path_prefix: /echo-agent
+    upstream: %s/agent
+    scopes: [api://echo-api/.default]
+    flow: agent_app
+  - name: echo-agent-user
+    path_prefix: /echo-agent-user
+    upstream: %s/agent-user
+    scopes: [api://echo-api/Echo.Read]
+    flow: agent_user
+agents:
+  identities: [%s]
+token_api:
+  listen: %s
 log:
   level: %s
   format: %s
   requests: all
 `, c.String("listen"), c.String("admin-listen"), idp.Authority(), devClientID, devAPIURI, devClientID,
-		echoURL, echoURL, orDefault(c.String("log-level"), "info"), orDefault(c.String("log-format"), "text"))
+		echoURL, echoURL, echoURL, echoURL, devAgent, c.String("token-api-listen"),
+		orDefault(c.String("log-level"), "info"), orDefault(c.String("log-format"), "text"))
 	env := func(k string) (string, bool) {
 		if k == "OBO_DEV_SECRET" {
 			return hex.EncodeToString(secret), true
@@ -119,12 +146,13 @@ log:
 	if err != nil {
 		return err
 	}
-	gw, admin := "http://"+a.Addr(), "http://"+a.AdminAddr()
+	gw, admin, api := "http://"+a.Addr(), "http://"+a.AdminAddr(), "http://"+a.TokenAPIAddr()
 	fmt.Fprintf(out, `obo-gateway dev is running (Ctrl-C stops it)
 
   identity provider  %s
   echo API           %s
   gateway            %s  (admin %s)
+  token API          %s
 
 The configuration it runs (secret generated for this run):
 
@@ -149,7 +177,18 @@ Try it. Tokens are valid for one hour.
   # 4. No token, or a bad one: 401 with a Bearer challenge.
   curl -si %s/echo/hello
 
-`, idp.Authority(), echoURL, gw, admin, yaml, alice, bob, gw, gw, admin, gw, gw)
+  # 5. An autonomous agent: the agent identity's own app token (azp the agent
+  #    identity), no token A. Agent routes are for the local agent process.
+  curl -s -H "X-Agent-Identity: %s" %s/echo-agent/hello
+
+  # 6. The agent's user account: a token of the agent user (oid %s).
+  curl -s -H "X-Agent-Identity: %s" -H "X-Agent-User: %s" %s/echo-agent-user/hello
+
+  # 7. Microsoft's sidecar API, as its clients call it: an authorization header.
+  curl -s "%s/AuthorizationHeaderUnauthenticated/echo-agent?AgentIdentity=%s"
+
+`, idp.Authority(), echoURL, gw, admin, api, yaml, alice, bob, gw, gw, admin, gw, gw,
+		devAgent, gw, devAgentUser, devAgent, devAgentUPN, gw, api, devAgent)
 	return a.Run(ctx)
 }
 

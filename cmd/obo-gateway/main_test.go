@@ -128,12 +128,16 @@ type devSession struct {
 	cmd             *exec.Cmd
 	gateway, admin  string
 	token, mfaToken string
-	stderr          *strings.Builder
+	// agentCalls are the curl commands printed for the agent calls (5, 6
+	// and 7), as printed.
+	agentCalls []string
+	stderr     *strings.Builder
 }
 
 func startDev(t *testing.T) *devSession {
 	t.Helper()
-	cmd := exec.Command(binary, "dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(binary, "dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--token-api-listen", "127.0.0.1:0", "--log-format", "json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +150,7 @@ func startDev(t *testing.T) *devSession {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	gw := regexp.MustCompile(`gateway\s+(http://\S+)\s+\(admin (http://\S+)\)`)
 	tok := regexp.MustCompile(`export (TOKEN|MFA_TOKEN)=(\S+)`)
+	agents := false
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
@@ -162,7 +167,13 @@ func startDev(t *testing.T) *devSession {
 				s.mfaToken = m[2]
 			}
 		}
-		if strings.Contains(line, "No token, or a bad one") {
+		if strings.Contains(line, "# 5.") {
+			agents = true
+		}
+		if agents && strings.HasPrefix(strings.TrimSpace(line), "curl ") {
+			s.agentCalls = append(s.agentCalls, strings.TrimSpace(line))
+		}
+		if strings.Contains(line, "/AuthorizationHeaderUnauthenticated/") {
 			break
 		}
 	}
@@ -239,6 +250,7 @@ func TestDevDemoWorksAsPrinted(t *testing.T) {
 	if res, _ := s.get(t, "/echo/hello", ""); res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") != "Bearer" {
 		t.Errorf("no token: %d", res.StatusCode)
 	}
+	s.checkAgentCalls(t)
 
 	// SIGTERM stops it cleanly.
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -56,6 +56,9 @@ type App struct {
 	ln            *drainListener
 	adminLn       net.Listener
 	srv, adminSrv *http.Server
+	// tokenLn and tokenSrv serve the token API; nil when it is off.
+	tokenLn  net.Listener
+	tokenSrv *http.Server
 	// watch counts the requests the gateway listener's server refuses.
 	watch *unreadWatch
 	// conns follows the gateway listener's connections for the drain.
@@ -175,6 +178,10 @@ func New(opts Options) (*App, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if err := a.listenTokenAPI(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
@@ -206,10 +213,20 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 // or has been idle for idleGrace; lets in-flight requests finish within
 // the configured shutdown timeout; and releases everything.
 func (a *App) Run(ctx context.Context) error {
-	gwErr, adminErr := make(chan error, 1), make(chan error, 1)
+	// adminErr also takes the token API's: neither stops the gateway's own
+	// listener from draining.
+	gwErr, adminErr := make(chan error, 1), make(chan error, 2)
 	go func() { gwErr <- a.srv.Serve(a.ln) }()
 	go func() { adminErr <- a.adminSrv.Serve(a.adminLn) }()
 	a.log.Info("gateway listening", "listen", a.Addr(), "admin_listen", a.AdminAddr())
+	if a.tokenSrv != nil {
+		go func() {
+			if err := a.tokenSrv.Serve(a.tokenLn); err != nil {
+				adminErr <- fmt.Errorf("token API: %w", err)
+			}
+		}()
+		a.log.Info("token API listening", "token_api_listen", a.TokenAPIAddr())
+	}
 
 	var err error
 	gwDone := false // the gateway's Serve returned
@@ -266,6 +283,11 @@ func (a *App) Run(ctx context.Context) error {
 			err = fmt.Errorf("app: drain: %w", serr)
 		}
 	}
+	if a.tokenSrv != nil {
+		if serr := a.tokenSrv.Shutdown(sctx); serr != nil {
+			_ = a.tokenSrv.Close()
+		}
+	}
 	_ = a.adminSrv.Shutdown(sctx)
 	a.Close()
 	return err
@@ -280,6 +302,9 @@ func (a *App) Close() {
 	}
 	if a.adminLn != nil {
 		a.adminLn.Close()
+	}
+	if a.tokenLn != nil {
+		a.tokenLn.Close()
 	}
 	if k := a.keys.Load(); k != nil {
 		_ = k.Close()
@@ -470,6 +495,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 		Capabilities:  cfg.Client.Capabilities,
 		Protocol:      cfg.Authority.Protocol,
 		DefaultTenant: cfg.Client.TenantID,
+		// The agent legs' tokens share the token B cache: their keys
+		// cannot collide with token B's.
+		AgentCache: a.cache,
 		// The file's defaults are obo's; a 0 written in the file is obo.Off.
 		Retries:         offIfZero(cfg.Authority.Retries),
 		BreakerFailures: offIfZero(cfg.Authority.Breaker.Failures),

@@ -91,6 +91,7 @@ func (a *App) installHandler(cfg *config.Config) error {
 		routes = append(routes, proxy.RouteConfig{
 			Name: r.Name, PathPrefix: r.PathPrefix, Upstream: r.Upstream,
 			Scopes: r.Scopes, Flow: r.Flow, Timeout: r.Timeout.D(),
+			AgentIdentity: r.AgentIdentity, AgentUser: r.AgentUser,
 			ReplayMaxBytes: int64(r.ReplayMaxBytes),
 			Audience:       r.Audience, RequestedTokenType: r.RequestedTokenTypeURI(), Presentation: r.Presentation(),
 			ForwardCookies: bool(r.ForwardCookies), WebSocket: bool(r.WebSocket),
@@ -104,6 +105,10 @@ func (a *App) installHandler(cfg *config.Config) error {
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
 		StripHeaders:   cfg.Inbound.StripHeaders,
 		Previous:       a.handler.Load(),
+
+		AgentIdentities: cfg.Agents.Identities,
+		AgentTenants:    cfg.Agents.Tenants,
+		DefaultTenant:   cfg.Client.TenantID,
 	})
 	if err != nil {
 		return err

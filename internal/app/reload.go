@@ -116,12 +116,12 @@ func newGeneration(cfg *config.Config, sum string) (*generation, error) {
 // the rest of the file.
 var restartKeys = []string{
 	"listen", "admin_listen", "shutdown_timeout", "shutdown_delay", "log.format",
-	"authority", "client", "cache.max_bytes", "cache.redis",
+	"authority", "client", "cache.max_bytes", "cache.redis", "token_api.listen",
 }
 
 // liveKeys are the configuration keys (with the keys below them) that a
 // reload applies, between requests.
-var liveKeys = []string{"log.level", "log.requests", "inbound", "routes", "cache.key"}
+var liveKeys = []string{"log.level", "log.requests", "inbound", "routes", "cache.key", "agents", "token_api.allow_overrides"}
 
 // RestartKeys returns the configuration keys whose change needs a restart;
 // a key below one of them needs it too.

@@ -54,6 +54,10 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Cache configures the token B cache.
 	Cache Cache `yaml:"cache"`
+	// Agents configures the agent identities (see agents.go).
+	Agents Agents `yaml:"agents"`
+	// TokenAPI configures the Microsoft-compatible token API.
+	TokenAPI TokenAPI `yaml:"token_api"`
 
 	// fromEnv maps the keys that Parse filled from the AKS workload
 	// identity variables to the variable's name, for the problems.
@@ -241,8 +245,20 @@ type Route struct {
 	Upstream string `yaml:"upstream"`
 	// Scopes are requested for token B. Required and not empty.
 	Scopes []string `yaml:"scopes"`
-	// Flow is obo.FlowOnBehalfOf (the default) or obo.FlowClientCredentials.
+	// Flow is obo.FlowOnBehalfOf (the default), obo.FlowClientCredentials or
+	// an agent flow: obo.FlowAgentApp, obo.FlowAgentUser, obo.FlowAgentOnBehalfOf.
 	Flow string `yaml:"flow"`
+	// AgentIdentity fixes the agent identity of an agent flow; empty means
+	// the request names it (X-Agent-Identity, or AgentIdentity on the
+	// token API).
+	AgentIdentity string `yaml:"agent_identity"`
+	// AgentUser fixes the agent user (UPN or object id) of obo.FlowAgentUser;
+	// empty means the request names it (X-Agent-User, or AgentUsername or
+	// AgentUserId on the token API).
+	AgentUser string `yaml:"agent_user"`
+	// AllowOverrides names the token API overrides that may widen what
+	// this route grants, in addition to TokenAPI.AllowOverrides.
+	AllowOverrides []string `yaml:"allow_overrides"`
 	// Timeout bounds the wait for the downstream response headers.
 	// Default 30s.
 	Timeout Duration `yaml:"timeout"`
@@ -469,6 +485,7 @@ func (c *Config) Warnings() []string {
 		w = append(w, `inbound.allowed_tenants: "*" accepts tokens of users of every Microsoft Entra tenant, `+
 			`so any organisation's users can call through the gateway; list the tenant ids instead unless that is intended`)
 	}
+	w = append(w, c.agentWarnings()...)
 	for i, r := range c.Routes {
 		if u, err := url.Parse(r.Upstream); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 			w = append(w, fmt.Sprintf("routes[%d].upstream: %s sends token B without TLS to a host that is not loopback; "+
@@ -620,10 +637,14 @@ func (c *Config) Redacted() *Config {
 	r.Inbound.RequiredScopes = cloneStrings(c.Inbound.RequiredScopes)
 	r.Inbound.Algorithms = cloneStrings(c.Inbound.Algorithms)
 	r.Inbound.StripHeaders = cloneStrings(c.Inbound.StripHeaders)
+	r.Agents.Identities = cloneStrings(c.Agents.Identities)
+	r.Agents.Tenants = cloneStrings(c.Agents.Tenants)
+	r.TokenAPI.AllowOverrides = cloneStrings(c.TokenAPI.AllowOverrides)
 	if c.Routes != nil {
 		r.Routes = make([]Route, len(c.Routes))
 		for i, route := range c.Routes {
 			route.Scopes = cloneStrings(route.Scopes)
+			route.AllowOverrides = cloneStrings(route.AllowOverrides)
 			r.Routes[i] = route
 		}
 	}

@@ -73,6 +73,7 @@ func (c *Config) validate() []Problem {
 	c.validateClient(v)
 	c.validateInbound(v)
 	c.validateRoutes(v)
+	c.validateAgents(v)
 	if c.Cache.MaxBytes < MiB {
 		v.add("cache.max_bytes", "must be at least 1MiB, not %s", c.Cache.MaxBytes)
 	}
@@ -466,8 +467,10 @@ func (c *Config) validateRoutes(v *validator) {
 				v.add("client.tenant_id", "must be set: the authority is multi-tenant and %s uses client_credentials, whose app-only tokens come from the application's home tenant (or set %s)",
 					key, EnvAzureTenantID)
 			}
+		case obo.FlowAgentApp, obo.FlowAgentUser, obo.FlowAgentOnBehalfOf: // validateAgentRoute
 		default:
-			v.add(key+".flow", "%q is not a valid flow (use %s or %s)", r.Flow, obo.FlowOnBehalfOf, obo.FlowClientCredentials)
+			v.add(key+".flow", "%q is not a valid flow (use %s, %s, %s, %s or %s)", r.Flow,
+				obo.FlowOnBehalfOf, obo.FlowClientCredentials, obo.FlowAgentApp, obo.FlowAgentUser, obo.FlowAgentOnBehalfOf)
 		}
 		c.validateTokenType(v, key, r)
 		v.positive(key+".timeout", r.Timeout)

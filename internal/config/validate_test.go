@@ -277,7 +277,7 @@ func TestValidateRules(t *testing.T) {
 		{"client credentials scope", func(c *Config) { c.Routes[0].Flow = obo.FlowClientCredentials },
 			Problems{{Key: "routes[0].scopes[0]", Message: `client_credentials scopes must end in "/.default"`}}},
 		{"flow unknown", func(c *Config) { c.Routes[0].Flow = "obo" },
-			Problems{{Key: "routes[0].flow", Message: `"obo" is not a valid flow (use on_behalf_of or client_credentials)`}}},
+			Problems{{Key: "routes[0].flow", Message: `"obo" is not a valid flow (use on_behalf_of, client_credentials, agent_app, agent_user or agent_on_behalf_of)`}}},
 		{"route timeout zero", func(c *Config) { c.Routes[0].Timeout = 0 },
 			Problems{{Key: "routes[0].timeout", Message: "must be positive, not 0s"}}},
 		{"cache too small", func(c *Config) { c.Cache.MaxBytes = 512 * KiB },
