@@ -26,10 +26,12 @@ import (
 // sidecarConfig is the gateway's configuration for SidecarAuthProvider, in
 // the keys of issue 23: the blueprint's credential, the agent identity
 // callers may use, the token API on loopback and the two downstream API
-// names the provider uses by default. Microsoft's sidecar needs
-// Sidecar:AllowOverrides:GetAuthorizationHeaderUnauthenticated=true for
-// this client, which overrides scopes, RequestAppToken and the tenant on
-// "default"; token_api.allow_overrides is the gateway's equivalent.
+// names the provider uses by default. The provider overrides the scopes
+// and asks for app tokens on "default" (getAccessToken,
+// getAgenticInstanceToken), which Microsoft's sidecar allows with
+// Sidecar:AllowOverrides:GetAuthorizationHeaderUnauthenticated=true and the
+// gateway with that route's allow_overrides; the tenant it names is
+// client.tenant_id, which is no widening.
 // Arguments: authority, tenant, token API address, upstream base URL.
 const sidecarConfig = `listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -45,13 +47,13 @@ agents:
   identities: [` + agentID + `]
 token_api:
   listen: %[3]s
-  allow_overrides: true
 routes:
   - name: default
     path_prefix: /default
     upstream: %[4]s/graph
     scopes: [` + userScope + `]
     flow: agent_user
+    allow_overrides: [scopes, request_app_token]
   - name: agenticblueprint
     path_prefix: /agenticblueprint
     upstream: %[4]s/exchange
