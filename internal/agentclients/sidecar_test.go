@@ -218,24 +218,12 @@ func checkGatewayLegs(t *testing.T, forms []url.Values) {
 // environment, as its documentation says, against baseURL.
 func runSidecar(t *testing.T, node, baseURL, tenant string) map[string]sidecarResult {
 	t.Helper()
-	settings, _ := json.Marshal(map[string]any{"tenantId": tenant, "agentId": agentID, "agentUserId": agentUserID,
-		"agentUsername": agentUPN, "appScope": appScope, "userScopes": []string{userScope}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "sidecar.js", string(settings))
 	const prefix = "connections__serviceConnection__settings__"
-	cmd.Env = append(os.Environ(), "SIDECAR_URL="+baseURL,
-		prefix+"authType=EntraAuthSideCar", prefix+"clientId="+blueprintID, prefix+"tenantId="+tenant,
-		prefix+"scopes="+appScope, prefix+"retryCount=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("sidecar.js: %v\n%s", err, stderr.String())
-	}
 	out := map[string]sidecarResult{}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("sidecar.js printed %q: %v", stdout.String(), err)
-	}
+	runScript(t, node, "sidecar.js", map[string]any{"tenantId": tenant, "agentId": agentID, "agentUserId": agentUserID,
+		"agentUsername": agentUPN, "appScope": appScope, "userScopes": []string{userScope}},
+		[]string{"SIDECAR_URL=" + baseURL, prefix + "authType=EntraAuthSideCar", prefix + "clientId=" + blueprintID,
+			prefix + "tenantId=" + tenant, prefix + "scopes=" + appScope, prefix + "retryCount=0"}, &out)
 	return out
 }
 
