@@ -11,5 +11,15 @@
 // legs and compares them with Microsoft's field by field, listing the
 // deliberate differences with their reasons.
 //
+// sidecar.js runs SidecarAuthProvider's isHealthy, getAccessToken,
+// getAgenticApplicationToken, getAgenticInstanceToken and
+// getAgenticUserToken against the token API of the real gateway binary
+// (configured as the agent identity blueprint on localidp, with the
+// downstream API names "default" and "agenticblueprint" the provider uses),
+// through a front that records what the provider sends; the Go test checks
+// that each call returns the token localidp issued for its leg.
+//
+// loopback.js keeps both scripts from connecting anywhere but loopback.
+//
 // The tests skip only when node is not installed, and never under CI=true.
 package agentclients

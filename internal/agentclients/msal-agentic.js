@@ -12,36 +12,16 @@
 // provider instead.
 'use strict'
 
-const net = require('node:net')
-
 const settings = JSON.parse(process.argv[2])
 const local = new URL(settings.authority)
-const loopback = new Set(['127.0.0.1', '::1', '[::1]', 'localhost'])
 
-// Refuse every connection that would leave the machine.
-const connect = net.Socket.prototype.connect
-net.Socket.prototype.connect = function (...args) {
-  let opts = args[0]
-  if (Array.isArray(opts)) opts = opts[0]
-  const host = typeof opts === 'object' && opts !== null ? opts.host : args[1]
-  if (typeof opts === 'object' && opts !== null && opts.path) return connect.apply(this, args)
-  if (host !== undefined && !loopback.has(host)) {
-    throw new Error(`msal-agentic: refused a connection to ${host}: only loopback is allowed`)
-  }
-  return connect.apply(this, args)
-}
-
-const fetch = globalThis.fetch
-globalThis.fetch = async (input, init) => {
-  const u = new URL(typeof input === 'string' || input instanceof URL ? input : input.url)
+require('./loopback.js').onlyLoopback((u) => {
   if (u.hostname === 'login.microsoftonline.com' && u.pathname === '/common/discovery/instance') {
     u.protocol = local.protocol
     u.host = local.host
-  } else if (!loopback.has(u.hostname)) {
-    throw new Error(`msal-agentic: refused a request to ${u.host}: only loopback is allowed`)
+    return u
   }
-  return fetch(u, init)
-}
+})
 
 const { MsalTokenProvider } = require('@microsoft/agents-hosting')
 

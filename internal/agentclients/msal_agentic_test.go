@@ -216,24 +216,35 @@ func runMicrosoft(t *testing.T, node string, idp *localidp.Server, credential ma
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "localidp-ca.pem")
 	writePEM(t, ca, "CERTIFICATE", idp.TLSCertificate().Raw)
-	settings, _ := json.Marshal(map[string]any{
+	var out microsoftTokens
+	runScript(t, node, "msal-agentic.js", map[string]any{
 		"authority": idp.BaseURL(), "tenantId": idp.TenantID(), "blueprintId": blueprintID, "credential": credential,
 		"agentId": agentID, "agentUserId": agentUserID, "scopes": []string{userScope},
-	})
+	}, []string{"NODE_EXTRA_CA_CERTS=" + ca}, &out)
+	return out
+}
+
+// runScript runs a node script of this folder with settings (as JSON, its
+// argument) and env added to the environment, and decodes what it prints
+// into out.
+func runScript(t *testing.T, node, script string, settings any, env []string, out any) {
+	t.Helper()
+	arg, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "msal-agentic.js", string(settings))
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca)
+	cmd := exec.CommandContext(ctx, node, script, string(arg))
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("msal-agentic.js: %v\n%s", err, stderr.String())
+		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
 	}
-	var out microsoftTokens
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("msal-agentic.js printed %q: %v", stdout.String(), err)
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("%s printed %q: %v", script, stdout.String(), err)
 	}
-	return out
 }
 
 // runGateway sends the gateway's requests for every leg (agent user and
