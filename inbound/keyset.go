@@ -12,6 +12,9 @@ import (
 
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -39,6 +42,9 @@ type KeySetConfig struct {
 	// OnFetch, when set, is called after every fetch of the key set with
 	// whether it succeeded (status 200).
 	OnFetch func(ok bool)
+	// TracerProvider makes the span of each refetch a token with an
+	// unknown key id causes, in that request's trace; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of KeySetConfig.
@@ -58,6 +64,7 @@ type KeySet struct {
 	minRefetch time.Duration
 	cancel     context.CancelFunc
 	ctx        context.Context
+	tracer     trace.Tracer
 
 	refetches   singleflight.Group
 	mu          sync.Mutex // guards lastRefetch and the change of gen
@@ -101,7 +108,12 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 		cancel()
 		return nil, fmt.Errorf("inbound: key set %s: %w", cfg.URL, err)
 	}
-	return &KeySet{cache: c, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel}, nil
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return &KeySet{cache: c, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel,
+		tracer: tp.Tracer("github.com/obo-gateway/obo-gateway/inbound")}, nil
 }
 
 // Close stops the background refresh.
@@ -131,7 +143,10 @@ func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
 	if key, ok := lookup(k.res.Resource(), kid); ok {
 		return key, nil
 	}
-	k.refetch()
+	_, span := k.tracer.Start(ctx, "jwks refetch")
+	outcome := k.refetch()
+	span.SetAttributes(attribute.String("obo_gateway.outcome", outcome))
+	span.End()
 	// Whether this call's refetch ran, joined one or was refused, the set is
 	// looked at again: a refetch may have finished since the first look.
 	set := k.res.Resource()
@@ -145,9 +160,10 @@ func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
 }
 
 // refetch fetches the key set now, unless one was fetched for an unknown key
-// less than MinRefetch ago; calls arriving while it runs wait for it.
-func (k *KeySet) refetch() {
-	_, _, _ = k.refetches.Do("", func() (any, error) {
+// less than MinRefetch ago; calls arriving while it runs wait for it. It
+// returns what happened: "fetched", "failed" or "limited" (not fetched).
+func (k *KeySet) refetch() string {
+	outcome, _, _ := k.refetches.Do("", func() (any, error) {
 		k.mu.Lock()
 		allowed := time.Since(k.lastRefetch) >= k.minRefetch
 		if allowed {
@@ -155,13 +171,16 @@ func (k *KeySet) refetch() {
 		}
 		k.mu.Unlock()
 		if !allowed {
-			return nil, nil
+			return "limited", nil
 		}
 		ctx, cancel := context.WithTimeout(k.ctx, 30*time.Second)
 		defer cancel()
-		_, err := k.cache.Refresh(ctx, k.res.URL())
-		return nil, err
+		if _, err := k.cache.Refresh(ctx, k.res.URL()); err != nil {
+			return "failed", err
+		}
+		return "fetched", nil
 	})
+	return outcome.(string)
 }
 
 // Published reports whether the current set holds signature key kid, and

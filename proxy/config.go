@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/metrics"
@@ -108,4 +110,9 @@ type Config struct {
 	// may carry; more are answered with 431. Zero means
 	// DefaultMaxRequestHeaders.
 	MaxRequestHeaders int
+	// TracerProvider makes the server span of each request, which
+	// continues the caller's W3C trace context and is the parent the
+	// downstream sees; nil means no spans (the caller's trace context is
+	// still passed on, and its trace id logged).
+	TracerProvider trace.TracerProvider
 }

@@ -48,6 +48,7 @@ type Handler struct {
 	strip          stripSet // the headers removed from every request
 	maxHeaders     int
 	buffers        bufferPool // lends every route's reverse proxy its copy buffers
+	tracing        tracing
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -62,7 +63,7 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{v: cfg.Validator, ex: cfg.Exchanger, cache: cfg.Cache, m: cfg.Metrics, log: cfg.Logger,
 		requestLog: cfg.RequestLog, keyMode: cfg.KeyMode, cae: cfg.CAE,
 		requiredScopes: cfg.RequiredScopes, requiredScope: strings.Join(cfg.RequiredScopes, " "),
-		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders}
+		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders, tracing: newTracing(cfg.TracerProvider)}
 	if h.maxHeaders <= 0 {
 		h.maxHeaders = DefaultMaxRequestHeaders
 	}
@@ -143,6 +144,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			// for a user, or for where the request came from, goes now.
 			stripInbound(pr.Out.Header, h.strip, rt.cookies)
 			pr.SetXForwarded()
+			h.tracing.inject(pr.Out.Context(), pr.Out.Header)
 			if rt.bearer {
 				pr.Out.Header.Set("Authorization", st.entry.Credential())
 			} else {

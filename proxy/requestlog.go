@@ -56,6 +56,7 @@ type RequestLine struct {
 	Cache    string // the cache.Result of the token B lookup
 	User     string
 	Reason   string // why the gateway answered itself
+	TraceID  string // the trace the request is part of, in hex
 }
 
 // Write logs line at info level to log, if l logs requests answered with
@@ -64,7 +65,7 @@ func (l RequestLog) Write(ctx context.Context, log *slog.Logger, line RequestLin
 	if !l.Logs(line.Status) || !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 8)
+	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs, slog.String("route", line.Route))
 	for _, f := range [...]struct{ key, value string }{{"method", line.Method}, {"path", line.Path}} {
 		if f.value != "" {
@@ -77,7 +78,7 @@ func (l RequestLog) Write(ctx context.Context, log *slog.Logger, line RequestLin
 	if line.Duration != 0 {
 		attrs = append(attrs, slog.Float64("duration_ms", float64(line.Duration.Microseconds())/1000))
 	}
-	for _, f := range [...]struct{ key, value string }{{"cache", line.Cache}, {"user", line.User}, {"reason", line.Reason}} {
+	for _, f := range [...]struct{ key, value string }{{"cache", line.Cache}, {"user", line.User}, {"reason", line.Reason}, {"trace_id", line.TraceID}} {
 		if f.value != "" {
 			attrs = append(attrs, slog.String(f.key, f.value))
 		}

@@ -14,10 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/cache/rediscache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/telemetry"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
 	"github.com/obo-gateway/obo-gateway/proxy"
@@ -41,6 +44,7 @@ type App struct {
 	requestLog proxy.RequestLog
 	metrics    *metrics.Metrics
 	cache      *cache.Cache
+	traces     *telemetry.Traces
 
 	ln, adminLn   net.Listener
 	srv, adminSrv *http.Server
@@ -75,8 +79,17 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m := metrics.New(opts.Version)
-	l2, err := newSecondLevel(cfg.Cache.Redis, m, log)
+	traces, err := telemetry.New(context.Background(), telemetry.Options{
+		Endpoint: cfg.Telemetry.OTLP.Endpoint, Protocol: cfg.Telemetry.OTLP.Protocol, Version: opts.Version})
 	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if traces.On() {
+		log.Info("exporting traces", "protocol", traces.Protocol, "endpoint", traces.Endpoint)
+	}
+	l2, err := newSecondLevel(cfg.Cache.Redis, m, log, traces)
+	if err != nil {
+		_ = traces.Shutdown(context.Background())
 		return nil, err
 	}
 	var second cache.SecondLevel // stays a nil interface without Redis
@@ -100,10 +113,11 @@ func New(opts Options) (*App, error) {
 		if l2 != nil {
 			_ = l2.Close()
 		}
+		_ = traces.Shutdown(context.Background())
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m.ObserveCache(c.Len, c.Bytes)
-	a := &App{cfg: cfg, log: log, requestLog: requestLog, metrics: m, cache: c, l2: l2}
+	a := &App{cfg: cfg, log: log, requestLog: requestLog, metrics: m, cache: c, l2: l2, traces: traces}
 	m.ObserveKeys(func() int {
 		if k := a.keys.Load(); k != nil {
 			return k.Len()
@@ -208,6 +222,11 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	_ = a.adminSrv.Shutdown(sctx)
+	// The spans of the drained requests go out within what is left of
+	// the grace period.
+	if terr := a.traces.Shutdown(sctx); terr != nil {
+		a.log.Warn("spans not exported before the end of the grace period", "error", terr.Error())
+	}
 	a.Close()
 	return err
 }
@@ -232,6 +251,9 @@ func (a *App) Close() {
 	if a.l2 != nil {
 		_ = a.l2.Close()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.traces.Shutdown(ctx) // a no-op after Run's
 }
 
 // Ready reports whether the gateway can validate tokens and exchange them:
@@ -406,6 +428,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		OnRetry:         func(reason string) { a.metrics.AuthorityRetries.WithLabelValues(reason).Inc() },
 		OnBreakerState:  func(s obo.BreakerState) { a.metrics.BreakerState.Set(float64(s)) },
 		OnQueueReject:   a.metrics.ExchangeQueueRejections.Inc,
+		TracerProvider:  a.traces.Provider,
 	})
 	if err != nil {
 		return err
@@ -424,6 +447,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			}
 			a.metrics.JWKSRefreshes.WithLabelValues(outcome).Inc()
 		},
+		TracerProvider: a.traces.Provider,
 	})
 	if err != nil {
 		return err
@@ -468,6 +492,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		RequiredScopes: cfg.Inbound.RequiredScopes,
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
 		StripHeaders:   cfg.Inbound.StripHeaders,
+		TracerProvider: a.traces.Provider,
 	})
 	if err != nil {
 		_ = keys.Close()
@@ -483,8 +508,9 @@ func (a *App) buildHandler(ctx context.Context) error {
 // configured; it returns nil otherwise. Redis is not contacted here: the
 // store dials on first use, and /readyz never depends on it. The key file
 // is read here and again when it changes; a password file is read here, and
-// again for every new connection.
-func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*rediscache.Store, error) {
+// again for every new connection. Its commands are spans of traces when
+// traces are on.
+func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger, traces *telemetry.Traces) (*rediscache.Store, error) {
 	if !r.Configured() {
 		return nil, nil
 	}
@@ -496,8 +522,13 @@ func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*redi
 	if r.PasswordFile != "" {
 		passwordFunc = (&passwordFile{path: r.PasswordFile, log: log, last: password}).read
 	}
+	var tp trace.TracerProvider // no hook at all when off
+	if traces.On() {
+		tp = traces.Provider
+	}
 	st, err := rediscache.New(rediscache.Config{
-		URL: r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
+		TracerProvider: tp,
+		URL:            r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
 		KeyPrefix: r.KeyPrefix, KeyFile: r.EncryptionKeyFile, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
 		LockWait: r.LockWait.D(),
 		Observer: rediscache.Observer{

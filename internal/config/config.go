@@ -51,6 +51,8 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// Cache configures the token B cache.
 	Cache Cache `yaml:"cache"`
+	// Telemetry configures OpenTelemetry traces.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// fromEnv maps the keys that Parse filled from the AKS workload
 	// identity variables to the variable's name, for the problems.

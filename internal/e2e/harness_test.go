@@ -21,6 +21,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/otlptest"
 )
 
 const (
@@ -63,6 +64,8 @@ type env struct {
 	done     chan error
 	// seen holds the answers e.do read, for the secret hygiene check.
 	seen seenAnswers
+	// traces receives the gateway's spans (options.traces); nil otherwise.
+	traces *otlptest.Collector
 }
 
 type options struct {
@@ -96,6 +99,11 @@ type options struct {
 	// authorityOf, when set, chooses authority.url from the identity
 	// provider (for example its organizations authority).
 	authorityOf func(*localidp.Server) string
+	// traces exports the gateway's spans to a collector on loopback
+	// (telemetry.otlp.endpoint), env.traces.
+	traces bool
+	// cacheExtra are further lines under cache:, without the indentation.
+	cacheExtra []string
 }
 
 func start(t *testing.T, o options) *env {
@@ -115,6 +123,12 @@ func start(t *testing.T, o options) *env {
 	t.Cleanup(func() { idp.Close() })
 
 	e := &env{t: t, idp: idp, logs: &syncBuffer{}}
+	telemetry := ""
+	if o.traces {
+		// Started before the gateway, so that it stops after it.
+		e.traces = otlptest.Start(t)
+		telemetry = "telemetry:\n  otlp:\n    endpoint: " + e.traces.URL() + "\n"
+	}
 	if o.secret == "" {
 		o.secret = clientSecret
 	}
@@ -180,6 +194,9 @@ func start(t *testing.T, o options) *env {
 	for _, l := range o.inboundExtra {
 		o.verifiedCacheBytes += "\n  " + l
 	}
+	for _, l := range o.cacheExtra {
+		o.cacheKey += "\n  " + l
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_timeout: 5s
@@ -213,7 +230,7 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1/
     scopes: [%s]
-%s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+%s%s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes, telemetry)
 	cfg, err := config.Parse([]byte(yaml), "e2e.yaml", func(k string) (string, bool) {
 		if k == "E2E_SECRET" {
 			return o.secret, true
