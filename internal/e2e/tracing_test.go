@@ -82,6 +82,14 @@ func TestTraces(t *testing.T) {
 		t.Errorf("the downstream received traceparent %q, want %q (the gateway's server span)", down, want)
 	}
 
+	// Neither the path nor the query reaches a span, under any key.
+	for i, b := range e.traces.Raw() {
+		for _, v := range []string{"secret-query-value", "items/42"} {
+			if strings.Contains(string(b), v) {
+				t.Errorf("export %d holds %q of the request's path or query", i+1, v)
+			}
+		}
+	}
 	children := func(name string) []otlptest.Span {
 		var out []otlptest.Span
 		for _, s := range spans {

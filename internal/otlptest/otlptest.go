@@ -123,7 +123,16 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	c.add(b, &req)
+	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// add keeps one export: its bytes and its spans.
+func (c *Collector) add(b []byte, req *coltracepb.ExportTraceServiceRequest) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.raw = append(c.raw, b)
 	for _, rs := range req.ResourceSpans {
 		res := make(map[string]string)
@@ -136,10 +145,6 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	c.mu.Unlock()
-	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
 }
 
 // Spans returns the spans received so far.
