@@ -24,8 +24,8 @@ import (
 // and metrics.
 type request struct {
 	start time.Time
-	// ctx is the request's context with its trace: the server span, or
-	// the caller's trace context when tracing is off.
+	// ctx is the request's context with its trace; span is the server
+	// span, or the caller's (not recording) when tracing is off.
 	ctx   context.Context
 	span  trace.Span
 	w     statusWriter // the caller's ResponseWriter, recording the status

@@ -56,10 +56,10 @@ func (t *tracing) start(r *http.Request) (context.Context, trace.Span) {
 // end records the outcome of st, a request of method (as metrics.Method
 // names it), on its server span and ends it.
 func (t *tracing) end(st *request, method string, status int) {
-	if !t.on {
+	s := st.span
+	if !s.IsRecording() { // off, or sampled out: nothing to record or end
 		return
 	}
-	s := st.span
 	s.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	if st.route != nil {
 		s.SetName(method + " " + st.route.prefix)

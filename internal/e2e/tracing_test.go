@@ -123,6 +123,45 @@ func TestTraces(t *testing.T) {
 	}
 }
 
+// TestTracesOfARefusedExchange: the span of an exchange the authority
+// refuses carries the authority's error code, error codes, trace_id and
+// correlation_id (the ones the caller's answer shows), and no description.
+func TestTracesOfARefusedExchange(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+	e := start(t, options{traces: true})
+	const oid = "0d7c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+	e.idp.SetUserBehavior(oid, localidp.Behavior{Kind: localidp.BehaviorConsentRequired})
+	a := e.get("/echo/x", e.token(oid), "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+	if a.status != 401 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	body := a.json(t)
+	spans, ok := e.traces.WaitFor(15*time.Second, func(s []otlptest.Span) bool {
+		return findSpan(s, func(s otlptest.Span) bool { return s.Name == "exchange" }) != nil
+	})
+	if !ok {
+		t.Fatalf("no exchange span exported; got %d spans", len(spans))
+	}
+	ex := findSpan(spans, func(s otlptest.Span) bool { return s.Name == "exchange" })
+	for k, want := range map[string]any{"obo_gateway.outcome": "interaction_required", "obo_gateway.authority.error": "consent_required",
+		"obo_gateway.authority.trace_id": body["trace_id"], "obo_gateway.authority.correlation_id": body["correlation_id"]} {
+		if got := ex.Attr(k); got != want || got == "" {
+			t.Errorf("exchange span %s = %q, want %v", k, got, want)
+		}
+	}
+	if !strings.Contains(ex.Attr("obo_gateway.authority.error_codes"), "65001") {
+		t.Errorf("exchange span error codes %q, want 65001", ex.Attr("obo_gateway.authority.error_codes"))
+	}
+	if ex.Status.GetCode() != 2 { // STATUS_CODE_ERROR
+		t.Errorf("exchange span status %v", ex.Status)
+	}
+	for _, b := range e.traces.Raw() {
+		if strings.Contains(string(b), "AADSTS") {
+			t.Error("the authority's error description was exported")
+		}
+	}
+}
+
 // findSpan returns the first span of spans that f accepts, or nil.
 func findSpan(spans []otlptest.Span, f func(otlptest.Span) bool) *otlptest.Span {
 	for i := range spans {
