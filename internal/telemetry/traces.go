@@ -59,7 +59,8 @@ type Traces struct {
 	// a no-op provider otherwise.
 	Provider trace.TracerProvider
 	// Protocol and Endpoint say where spans go, for the startup log
-	// (Endpoint without user information); both are empty when off.
+	// (Endpoint without user information or query); both are empty when
+	// off.
 	Protocol, Endpoint string
 	sdk                *sdktrace.TracerProvider
 }
@@ -154,13 +155,13 @@ func newExporter(ctx context.Context, protocol, endpoint string) (*otlptrace.Exp
 	return exp, shown, err
 }
 
-// redacted returns raw without user information, or "" when it is not a
-// URL.
+// redacted returns raw without user information and query (where a
+// credential could hide), or "" when it is not a URL.
 func redacted(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
 		return ""
 	}
-	u.User = nil
+	u.User, u.RawQuery = nil, ""
 	return u.String()
 }

@@ -20,7 +20,7 @@ func TestSwitch(t *testing.T) {
 		{"nothing set", Options{}, nil, false, "", "", ""},
 		{"the configuration's endpoint", Options{Endpoint: "http://127.0.0.1:4318"}, nil, true, ProtocolHTTP, "http://127.0.0.1:4318", ""},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", Options{}, map[string]string{EnvEndpoint: "http://127.0.0.1:4318"}, true, ProtocolHTTP, "http://127.0.0.1:4318", ""},
-		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Options{}, map[string]string{EnvTracesEndpoint: "https://u:p@127.0.0.3:4318/v1/traces"},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Options{}, map[string]string{EnvTracesEndpoint: "https://u:p@127.0.0.3:4318/v1/traces?key=k"},
 			true, ProtocolHTTP, "https://127.0.0.3:4318/v1/traces", ""},
 		{"the configuration wins", Options{Endpoint: "http://127.0.0.1:4318"}, map[string]string{EnvEndpoint: "http://127.0.0.2:4318"},
 			true, ProtocolHTTP, "http://127.0.0.1:4318", ""},
