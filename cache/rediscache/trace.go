@@ -13,9 +13,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// tracingHook makes a client span of every Redis command and pipeline. It
-// records the command's name only: keys hold user fingerprints, and values
-// are sealed tokens.
+// tracingHook makes a client span of every Redis command and pipeline run
+// within a trace (not those of a connection's set-up, or of a refresh ahead
+// of expiry, which belong to none). It records the command's name only:
+// keys hold user fingerprints, and values are sealed tokens.
 type tracingHook struct{ tracer trace.Tracer }
 
 var _ redis.Hook = tracingHook{}
@@ -24,6 +25,9 @@ func (tracingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h tracingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return next(ctx, cmd)
+		}
 		name := strings.ToUpper(cmd.Name())
 		ctx, span := h.start(ctx, "redis "+name, semconv.DBOperationName(name))
 		err := next(ctx, cmd)
@@ -34,6 +38,9 @@ func (h tracingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h tracingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return next(ctx, cmds)
+		}
 		ctx, span := h.start(ctx, "redis pipeline", semconv.DBOperationBatchSize(len(cmds)))
 		err := next(ctx, cmds)
 		h.end(span, err)
