@@ -64,7 +64,8 @@ type env struct {
 	done     chan error
 	// seen holds the answers e.do read, for the secret hygiene check.
 	seen seenAnswers
-	// traces receives the gateway's spans (options.traces); nil otherwise.
+	// traces receives the gateway's spans, for the tests of traces and
+	// for the secret hygiene check; nil with options.noTraces.
 	traces *otlptest.Collector
 }
 
@@ -99,9 +100,9 @@ type options struct {
 	// authorityOf, when set, chooses authority.url from the identity
 	// provider (for example its organizations authority).
 	authorityOf func(*localidp.Server) string
-	// traces exports the gateway's spans to a collector on loopback
-	// (telemetry.otlp.endpoint), env.traces.
-	traces bool
+	// noTraces turns off the export of the gateway's spans to a collector
+	// on loopback (telemetry.otlp.endpoint), env.traces.
+	noTraces bool
 	// cacheExtra are further lines under cache:, without the indentation.
 	cacheExtra []string
 }
@@ -124,7 +125,7 @@ func start(t *testing.T, o options) *env {
 
 	e := &env{t: t, idp: idp, logs: &syncBuffer{}}
 	telemetry := ""
-	if o.traces {
+	if !o.noTraces {
 		// Started before the gateway, so that it stops after it.
 		e.traces = otlptest.Start(t)
 		telemetry = "telemetry:\n  otlp:\n    endpoint: " + e.traces.URL() + "\n"

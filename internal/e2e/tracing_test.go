@@ -37,7 +37,7 @@ func TestTraces(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := start(t, options{traces: true,
+	e := start(t, options{
 		cacheExtra: []string{"redis:", "  url: " + rs.URL(), "  encryption_key_file: " + keyFile}})
 	if _, err := e.idp.RotateKey(); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestTraces(t *testing.T) {
 // correlation_id (the ones the caller's answer shows), and no description.
 func TestTracesOfARefusedExchange(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-	e := start(t, options{traces: true})
+	e := start(t, options{})
 	const oid = "0d7c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 	e.idp.SetUserBehavior(oid, localidp.Behavior{Kind: localidp.BehaviorConsentRequired})
 	a := e.get("/echo/x", e.token(oid), "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
