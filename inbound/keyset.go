@@ -13,6 +13,9 @@ import (
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -42,6 +45,9 @@ type KeySetConfig struct {
 	// status other than 200, a body that is not a key set, or a set
 	// without any usable signing key (ErrNoSigningKeys).
 	OnFetch func(err error)
+	// TracerProvider makes the span of each refetch a token with an
+	// unknown key id causes, in that request's trace; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // ErrNoSigningKeys is reported to KeySetConfig.OnFetch for a fetched key set
@@ -68,6 +74,7 @@ type KeySet struct {
 	minRefetch time.Duration
 	cancel     context.CancelFunc
 	ctx        context.Context
+	tracer     trace.Tracer
 
 	refetches   singleflight.Group
 	mu          sync.Mutex // guards lastRefetch and the change of gen
@@ -110,7 +117,12 @@ func NewKeySet(ctx context.Context, cfg KeySetConfig) (*KeySet, error) {
 		cancel()
 		return nil, fmt.Errorf("inbound: key set %s: %w", cfg.URL, err)
 	}
-	return &KeySet{ctrl: ctrl, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel}, nil
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return &KeySet{ctrl: ctrl, res: res, minRefetch: cfg.MinRefetch, ctx: ctx, cancel: cancel,
+		tracer: tp.Tracer("github.com/obo-gateway/obo-gateway/inbound")}, nil
 }
 
 // Close stops the background refresh.
@@ -140,7 +152,10 @@ func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
 	if key, ok := lookup(k.res.Resource(), kid); ok {
 		return key, nil
 	}
-	k.refetch()
+	_, span := k.tracer.Start(ctx, "jwks refetch")
+	outcome := k.refetch()
+	span.SetAttributes(attribute.String("obo_gateway.outcome", outcome))
+	span.End()
 	// Whether this call's refetch ran, joined one or was refused, the set is
 	// looked at again: a refetch may have finished since the first look.
 	set := k.res.Resource()
@@ -154,9 +169,10 @@ func (k *KeySet) Key(ctx context.Context, kid string) (jwk.Key, error) {
 }
 
 // refetch fetches the key set now, unless one was fetched for an unknown key
-// less than MinRefetch ago; calls arriving while it runs wait for it.
-func (k *KeySet) refetch() {
-	_, _, _ = k.refetches.Do("", func() (any, error) {
+// less than MinRefetch ago; calls arriving while it runs wait for it. It
+// returns what happened: "fetched", "failed" or "limited" (not fetched).
+func (k *KeySet) refetch() string {
+	outcome, _, _ := k.refetches.Do("", func() (any, error) {
 		k.mu.Lock()
 		allowed := time.Since(k.lastRefetch) >= k.minRefetch
 		if allowed {
@@ -164,12 +180,16 @@ func (k *KeySet) refetch() {
 		}
 		k.mu.Unlock()
 		if !allowed {
-			return nil, nil
+			return "limited", nil
 		}
 		ctx, cancel := context.WithTimeout(k.ctx, 30*time.Second)
 		defer cancel()
-		return nil, k.ctrl.Refresh(ctx, k.res.URL())
+		if err := k.ctrl.Refresh(ctx, k.res.URL()); err != nil {
+			return "failed", err
+		}
+		return "fetched", nil
 	})
+	return outcome.(string)
 }
 
 // Published reports whether the current set holds signature key kid, and

@@ -16,6 +16,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/idshape"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Grant types and parameters of the token requests.
@@ -111,6 +112,8 @@ type Config struct {
 	// OnQueueReject, when set, is called for each exchange refused with
 	// ErrOverloaded.
 	OnQueueReject func()
+	// TracerProvider makes the span of each exchange; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // Client asks one authority's token endpoint for tokens. It is safe for
@@ -123,8 +126,9 @@ type Client struct {
 	// breaker is the authority's circuit breaker; nil when turned off.
 	breaker *breaker
 	// slots bounds the exchanges in progress; nil when unbounded.
-	slots *slots
-	retry retryPolicy
+	slots  *slots
+	retry  retryPolicy
+	tracer trace.Tracer
 }
 
 // NewClient checks cfg and returns a Client.
@@ -172,6 +176,7 @@ func NewClient(cfg Config) (*Client, error) {
 		breaker:  newBreaker(orDefault(cfg.BreakerFailures, DefaultBreakerFailures), openFor, cfg.OnBreakerState),
 		slots:    newSlots(orDefault(cfg.MaxConcurrent, DefaultMaxConcurrent), orDefault(cfg.QueueTimeout, DefaultQueueTimeout)),
 		retry:    retry,
+		tracer:   tracerOf(cfg.TracerProvider),
 	}, nil
 }
 
@@ -253,11 +258,8 @@ type Request struct {
 	RequestedTokenType string
 }
 
-// Token performs req. On-Behalf-Of exchanges assertion (token A) for a
-// token for the scopes; a refresh token in the answer is discarded, since
-// the gateway always exchanges token A again. Client credentials ask for an
-// app-only token for scopes of the form "<resource>/.default".
-func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
+// token is Token without its span.
+func (c *Client) token(ctx context.Context, req Request) (*Token, error) {
 	rfc8693 := c.cfg.Protocol == ProtocolRFC8693
 	if len(req.Scopes) == 0 && (!rfc8693 || req.Audience == "") {
 		return nil, errors.New("obo: no scopes requested")

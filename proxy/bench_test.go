@@ -11,10 +11,14 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/bench/heapstat"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/jwttest"
@@ -56,7 +60,19 @@ func testHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestL
 // JWKS server.
 func newTestHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestLog) (*Handler, *signer) {
 	b.Helper()
+	return newTracedHandler(b, verified, logger, mode, nil)
+}
+
+// newTracedHandler is newTestHandler with the server spans of tp.
+func newTracedHandler(b testing.TB, verified bool, logger *slog.Logger, mode RequestLog, tp trace.TracerProvider) (*Handler, *signer) {
+	b.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// What trace context arrived, for TestTraceContext.
+		for _, k := range []string{"Traceparent", "Tracestate"} {
+			if v := r.Header.Values(k); len(v) > 0 {
+				w.Header()["Seen-"+k] = v
+			}
+		}
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	}))
 	b.Cleanup(upstream.Close)
@@ -83,7 +99,7 @@ func newTestHandler(b testing.TB, verified bool, logger *slog.Logger, mode Reque
 	h, err := New(Config{
 		Routes:    []RouteConfig{{Name: "api", PathPrefix: "/api", Upstream: upstream.URL + "/v1", Scopes: []string{"api://b/.default"}}},
 		Validator: tv, Exchanger: fixedExchanger{}, Cache: c, Metrics: metrics.New("bench"),
-		Logger: logger, RequestLog: mode,
+		Logger: logger, RequestLog: mode, TracerProvider: tp,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -211,36 +227,74 @@ func (d *discardWriter) WriteHeader(int)             {}
 // figures hold still on a busy machine.
 func BenchmarkHandlerOverhead(b *testing.B) {
 	for _, users := range []int{1, 1000} {
-		h, s := newTestHandler(b, true, nil, LogNone)
-		for _, rt := range h.routes {
-			rt.proxy.Transport = memoryTransport{}
-		}
-		reqs := make([]*http.Request, users)
-		for i, tok := range userTokens(b, s, users, nil) {
-			r := httptest.NewRequest(http.MethodGet, "/api/items/1?x=y", nil)
-			r.Header.Set("Authorization", "Bearer "+tok)
-			r.Header.Set("Accept", "*/*")
-			reqs[i] = r
-		}
 		u, _ := url.Parse("http://127.0.0.1:9/v1")
-		bare := bareProxy(u, memoryTransport{})
 		for _, tc := range []struct {
 			name string
-			h    http.Handler
-		}{{"bare", bare}, {"gateway", h}} {
+			// sampler, when set, turns tracing on: spans go through the
+			// SDK's batch processor to an exporter that counts them.
+			sampler sdktrace.Sampler
+			spans   bool // whether spans must be exported
+		}{{"bare", nil, false}, {"gateway", nil, false},
+			{"gateway-traced", sdktrace.AlwaysSample(), true},
+			{"gateway-sampled0", sdktrace.TraceIDRatioBased(0), false}} {
+			var tp *sdktrace.TracerProvider
+			exp := &countingExporter{}
+			if tc.sampler != nil {
+				tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(tc.sampler))
+				b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			}
+			var h http.Handler = bareProxy(u, memoryTransport{})
+			var s *signer
+			if tc.name != "bare" {
+				var gw *Handler
+				if tp != nil {
+					gw, s = newTracedHandler(b, true, nil, LogNone, tp)
+				} else {
+					gw, s = newTestHandler(b, true, nil, LogNone)
+				}
+				for _, rt := range gw.routes {
+					rt.proxy.Transport = memoryTransport{}
+				}
+				h = gw
+			} else {
+				_, s = newTestHandler(b, true, nil, LogNone)
+			}
+			reqs := make([]*http.Request, users)
+			for i, tok := range userTokens(b, s, users, nil) {
+				r := httptest.NewRequest(http.MethodGet, "/api/items/1?x=y", nil)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				r.Header.Set("Accept", "*/*")
+				reqs[i] = r
+			}
 			b.Run(fmt.Sprintf("%s/users=%d", tc.name, users), func(b *testing.B) {
 				w := &discardWriter{h: http.Header{}}
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
 					clear(w.h)
-					tc.h.ServeHTTP(w, reqs[i%users])
+					h.ServeHTTP(w, reqs[i%users])
 					i++
 				}
 				if ct := w.h.Get("Content-Type"); ct != "application/json" {
 					b.Fatalf("the last answer's Content-Type is %q: the request was not proxied", ct)
 				}
+				if tp != nil {
+					_ = tp.ForceFlush(context.Background())
+					if n := exp.n.Load(); (n > 0) != tc.spans {
+						b.Fatalf("%d spans exported", n)
+					}
+				}
 			})
 		}
 	}
 }
+
+// countingExporter counts the spans exported to it and keeps none.
+type countingExporter struct{ n atomic.Int64 }
+
+func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.n.Add(int64(len(spans)))
+	return nil
+}
+
+func (e *countingExporter) Shutdown(context.Context) error { return nil }

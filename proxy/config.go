@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/metrics"
@@ -127,4 +129,9 @@ type Config struct {
 	// DefaultTenant is the tenant of app-only and agent tokens
 	// (client.tenant_id).
 	DefaultTenant string
+	// TracerProvider makes the server span of each request, which
+	// continues the caller's W3C trace context and is the parent the
+	// downstream sees; nil means no spans (the caller's trace context is
+	// still passed on, and its trace id logged).
+	TracerProvider trace.TracerProvider
 }

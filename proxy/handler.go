@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/metrics"
@@ -22,6 +24,10 @@ import (
 // and metrics.
 type request struct {
 	start time.Time
+	// ctx is the request's context with its trace; span is the server
+	// span, or the caller's (not recording) when tracing is off.
+	ctx   context.Context
+	span  trace.Span
 	w     statusWriter // the caller's ResponseWriter, recording the status
 	route *route       // nil until a route matches
 	// sum is token A's SHA-256, once token A is read (hasSum).
@@ -63,6 +69,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.InFlight.Inc()
 	defer h.m.InFlight.Dec()
 	st := &request{start: time.Now(), w: statusWriter{ResponseWriter: w}}
+	st.ctx, st.span = h.tracing.start(r)
 	// Deferred, so that a request the reverse proxy aborts (a panic with
 	// http.ErrAbortHandler) is counted and logged too.
 	defer h.finish(st, r)
@@ -100,7 +107,7 @@ func (h *Handler) serve(st *request, r *http.Request) {
 	var claims *inbound.Claims
 	if err == nil {
 		st.raw, st.sum, st.hasSum = raw, inbound.Sum(raw), true
-		claims, err = h.v.Validate(r.Context(), raw, st.sum)
+		claims, err = h.v.Validate(st.ctx, raw, st.sum)
 	}
 	if err == nil {
 		err = h.authorize(rt, claims)
@@ -171,7 +178,7 @@ func (h *Handler) cacheKey(rt *route, c *inbound.Claims, sum [sha256.Size]byte) 
 // forward obtains token B and proxies the request.
 func (h *Handler) forward(st *request, r *http.Request) {
 	rt := st.route
-	entry, res, err := h.cache.Fetch(r.Context(), st.key, func(ctx context.Context) (*cache.Entry, error) {
+	entry, res, err := h.cache.Fetch(st.ctx, st.key, func(ctx context.Context) (*cache.Entry, error) {
 		return h.exchange(ctx, st, "")
 	})
 	st.cache = res.String()
@@ -195,11 +202,11 @@ func (h *Handler) send(st *request, r *http.Request) {
 	if h.cae && rt.replay > 0 {
 		keepBody(r, st, rt.replay)
 	}
-	st.in = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.in = r.WithContext(context.WithValue(st.ctx, stateKey{}, st))
 	rt.proxy.ServeHTTP(&st.w, st.in)
 	if st.downstreamErr != nil {
 		st.reason = "downstream_error"
-		h.log.LogAttrs(r.Context(), slog.LevelWarn, "downstream request failed",
+		h.log.LogAttrs(st.ctx, slog.LevelWarn, "downstream request failed",
 			slog.String("route", rt.name), slog.String("error", st.downstreamErr.Error()))
 	}
 }
@@ -253,10 +260,15 @@ func (h *Handler) finish(st *request, r *http.Request) {
 	if st.route != nil {
 		route = st.route.name
 	}
-	h.m.Requests.WithLabelValues(route, metrics.Method(r.Method), metrics.StatusClass(status)).Inc()
+	method := metrics.Method(r.Method)
+	h.m.Requests.WithLabelValues(route, method, metrics.StatusClass(status)).Inc()
 	h.m.RequestDuration.WithLabelValues(route).Observe(took.Seconds())
+	h.tracing.end(st, method, status)
+	if !h.requestLog.Logs(status) {
+		return
+	}
 	line := RequestLine{Route: route, Method: r.Method, Path: r.URL.Path, Status: status, Duration: took,
-		Cache: st.cache, Reason: st.reason}
+		Cache: st.cache, Reason: st.reason, TraceID: traceID(st)}
 	if st.hasSum {
 		line.User = inbound.Fingerprint(st.sum)
 	}

@@ -58,6 +58,7 @@ type Handler struct {
 	agents                 AgentExchanger // nil without agent flows
 	agentIDs, agentTenants []string
 	defaultTenant          string
+	tracing                tracing
 }
 
 // New builds a Handler, one reverse proxy per route and one transport per
@@ -73,7 +74,8 @@ func New(cfg Config) (*Handler, error) {
 		requestLog: cfg.RequestLog, keyMode: cfg.KeyMode, cae: cfg.CAE,
 		requiredScopes: cfg.RequiredScopes, requiredScope: strings.Join(cfg.RequiredScopes, " "),
 		strip: stripList(cfg.StripHeaders), maxHeaders: cfg.MaxRequestHeaders,
-		agents: cfg.Agents, agentIDs: cfg.AgentIdentities, agentTenants: cfg.AgentTenants, defaultTenant: cfg.DefaultTenant}
+		agents: cfg.Agents, agentIDs: cfg.AgentIdentities, agentTenants: cfg.AgentTenants, defaultTenant: cfg.DefaultTenant,
+		tracing: newTracing(cfg.TracerProvider)}
 	if ax, ok := cfg.Exchanger.(AgentExchanger); ok && h.agents == nil {
 		h.agents = ax
 	}
@@ -164,6 +166,7 @@ func (h *Handler) newReverseProxy(rt *route, tr http.RoundTripper) *httputil.Rev
 			stripInbound(pr.Out.Header, h.strip, rt.cookies)
 			dropUpgrade(pr.Out.Header, rt.websocket)
 			pr.SetXForwarded()
+			h.tracing.inject(pr.Out.Context(), pr.Out.Header)
 			if rt.bearer {
 				pr.Out.Header.Set("Authorization", st.entry.Credential())
 			} else {

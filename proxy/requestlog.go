@@ -57,6 +57,7 @@ type RequestLine struct {
 	Cache    string // the cache.Result of the token B lookup
 	User     string
 	Reason   string // why the gateway answered itself
+	TraceID  string // the trace the request is part of, in hex
 }
 
 // Write logs line at info level to log, if l logs requests answered with
@@ -67,7 +68,7 @@ func (l RequestLog) Write(ctx context.Context, log *slog.Logger, line RequestLin
 	if !l.Logs(cmp.Or(line.Status, http.StatusBadRequest)) || !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 8)
+	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs, slog.String("route", line.Route))
 	for _, f := range [...]struct{ key, value string }{{"method", line.Method}, {"path", line.Path}} {
 		if f.value != "" {
@@ -80,7 +81,7 @@ func (l RequestLog) Write(ctx context.Context, log *slog.Logger, line RequestLin
 	if line.Duration != 0 {
 		attrs = append(attrs, slog.Float64("duration_ms", float64(line.Duration.Microseconds())/1000))
 	}
-	for _, f := range [...]struct{ key, value string }{{"cache", line.Cache}, {"user", line.User}, {"reason", line.Reason}} {
+	for _, f := range [...]struct{ key, value string }{{"cache", line.Cache}, {"user", line.User}, {"reason", line.Reason}, {"trace_id", line.TraceID}} {
 		if f.value != "" {
 			attrs = append(attrs, slog.String(f.key, f.value))
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
@@ -78,6 +79,9 @@ type Config struct {
 	Pause time.Duration
 	// Observer receives counts and latencies.
 	Observer Observer
+	// TracerProvider makes a span of each Redis command, in the trace of
+	// the request that caused it; nil means none.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is the Redis second level. It implements cache.SecondLevel and is
@@ -167,6 +171,9 @@ func New(cfg Config) (*Store, error) {
 		uo.DB = 0
 	}
 	st := &Store{c: redis.NewUniversalClient(uo), cfg: cfg}
+	if tp := cfg.TracerProvider; tp != nil {
+		st.c.AddHook(tracingHook{tracer: tp.Tracer("github.com/obo-gateway/obo-gateway/cache/rediscache")})
+	}
 	st.keys.Store(ks)
 	return st, nil
 }

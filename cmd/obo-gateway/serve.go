@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"go.opentelemetry.io/otel"
 
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
@@ -55,6 +56,11 @@ func runServe(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	log.Info("starting obo-gateway", "version", version, "commit", commit, "config", cfg.Redacted())
+	// The exporter reports failed exports here (once per batch), in the
+	// gateway's log format rather than the standard logger's.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry: OpenTelemetry error", "error", err.Error())
+	}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

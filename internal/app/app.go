@@ -13,10 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/cache/rediscache"
 	"github.com/obo-gateway/obo-gateway/inbound"
 	"github.com/obo-gateway/obo-gateway/internal/config"
+	"github.com/obo-gateway/obo-gateway/internal/telemetry"
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/obo"
 	"github.com/obo-gateway/obo-gateway/proxy"
@@ -52,6 +55,7 @@ type App struct {
 	level   *slog.LevelVar // nil when the log level is fixed
 	// reloadNow asks the file watcher for a reload (Reload).
 	reloadNow chan struct{}
+	traces    *telemetry.Traces
 
 	ln            *drainListener
 	adminLn       net.Listener
@@ -100,8 +104,17 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	m := metrics.New(opts.Version)
-	l2, err := newSecondLevel(cfg.Cache.Redis, m, log)
+	traces, err := telemetry.New(context.Background(), telemetry.Options{
+		Endpoint: cfg.Telemetry.OTLP.Endpoint, Protocol: cfg.Telemetry.OTLP.Protocol, Version: opts.Version})
 	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if traces.On() {
+		log.Info("exporting traces", "protocol", traces.Protocol, "endpoint", traces.Endpoint)
+	}
+	l2, err := newSecondLevel(cfg.Cache.Redis, m, log, traces)
+	if err != nil {
+		_ = traces.Shutdown(context.Background())
 		return nil, err
 	}
 	var second cache.SecondLevel // stays a nil interface without Redis
@@ -125,11 +138,12 @@ func New(opts Options) (*App, error) {
 		if l2 != nil {
 			_ = l2.Close()
 		}
+		_ = traces.Shutdown(context.Background())
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	m.ObserveCache(c.Len, c.Bytes)
 	a := &App{cfg: cfg, log: log, metrics: m, cache: c, l2: l2, file: opts.File, level: opts.LogLevel,
-		reloadNow: make(chan struct{}, 1)}
+		reloadNow: make(chan struct{}, 1), traces: traces}
 	a.live.Store(gen)
 	if gen.sum != "" {
 		m.ConfigInfo.WithLabelValues(gen.sum).Set(1)
@@ -289,6 +303,11 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	_ = a.adminSrv.Shutdown(sctx)
+	// The spans of the drained requests go out within what is left of
+	// the grace period.
+	if terr := a.traces.Shutdown(sctx); terr != nil {
+		a.log.Warn("spans not exported before the end of the grace period", "error", terr.Error())
+	}
 	a.Close()
 	return err
 }
@@ -316,6 +335,9 @@ func (a *App) Close() {
 	if a.l2 != nil {
 		_ = a.l2.Close()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.traces.Shutdown(ctx) // a no-op after Run's
 }
 
 // Ready reports whether the gateway can validate tokens and exchange them:
@@ -507,6 +529,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 		OnRetry:         func(reason string) { a.metrics.AuthorityRetries.WithLabelValues(reason).Inc() },
 		OnBreakerState:  func(s obo.BreakerState) { a.metrics.BreakerState.Set(float64(s)) },
 		OnQueueReject:   a.metrics.ExchangeQueueRejections.Inc,
+		TracerProvider:  a.traces.Provider,
 	})
 	if err != nil {
 		return err
@@ -526,6 +549,7 @@ func (a *App) buildHandler(ctx context.Context) error {
 			}
 			a.metrics.JWKSRefreshes.WithLabelValues("success").Inc()
 		},
+		TracerProvider: a.traces.Provider,
 	})
 	if err != nil {
 		return err
@@ -558,8 +582,9 @@ func offIfZero[T int | time.Duration](v T) T {
 // configured; it returns nil otherwise. Redis is not contacted here: the
 // store dials on first use, and /readyz never depends on it. The key file
 // is read here and again when it changes; a password file is read here, and
-// again for every new connection.
-func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*rediscache.Store, error) {
+// again for every new connection. Its commands are spans of traces when
+// traces are on.
+func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger, traces *telemetry.Traces) (*rediscache.Store, error) {
 	if !r.Configured() {
 		return nil, nil
 	}
@@ -571,8 +596,13 @@ func newSecondLevel(r config.Redis, m *metrics.Metrics, log *slog.Logger) (*redi
 	if r.PasswordFile != "" {
 		passwordFunc = (&passwordFile{path: r.PasswordFile, log: log, last: password}).read
 	}
+	var tp trace.TracerProvider // no hook at all when off
+	if traces.On() {
+		tp = traces.Provider
+	}
 	st, err := rediscache.New(rediscache.Config{
-		URL: r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
+		TracerProvider: tp,
+		URL:            r.URL, Username: r.Username, Password: password, PasswordFunc: passwordFunc, Cluster: bool(r.Cluster),
 		KeyPrefix: r.KeyPrefix, KeyFile: r.EncryptionKeyFile, Timeout: r.Timeout.D(), PoolSize: r.PoolSize,
 		LockWait: r.LockWait.D(),
 		Observer: rediscache.Observer{

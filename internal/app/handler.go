@@ -105,6 +105,7 @@ func (a *App) installHandler(cfg *config.Config) error {
 		CAE:            slices.Contains(cfg.Client.Capabilities, "cp1"),
 		StripHeaders:   cfg.Inbound.StripHeaders,
 		Previous:       a.handler.Load(),
+		TracerProvider: a.traces.Provider,
 
 		AgentIdentities: cfg.Agents.Identities,
 		AgentTenants:    cfg.Agents.Tenants,

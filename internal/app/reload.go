@@ -116,7 +116,7 @@ func newGeneration(cfg *config.Config, sum string) (*generation, error) {
 // the rest of the file.
 var restartKeys = []string{
 	"listen", "admin_listen", "shutdown_timeout", "shutdown_delay", "log.format",
-	"authority", "client", "cache.max_bytes", "cache.redis", "token_api.listen",
+	"authority", "client", "cache.max_bytes", "cache.redis", "token_api.listen", "telemetry",
 }
 
 // liveKeys are the configuration keys (with the keys below them) that a

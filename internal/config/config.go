@@ -58,6 +58,8 @@ type Config struct {
 	Agents Agents `yaml:"agents"`
 	// TokenAPI configures the Microsoft-compatible token API.
 	TokenAPI TokenAPI `yaml:"token_api"`
+	// Telemetry configures OpenTelemetry traces.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// fromEnv maps the keys that Parse filled from the AKS workload
 	// identity variables to the variable's name, for the problems.

@@ -44,13 +44,7 @@ func TestRedisSection(t *testing.T) {
 			c := validConfig()
 			c.Cache.Redis = tc.redis
 			err := c.Validate()
-			var got []string
-			if ps, ok := err.(Problems); ok {
-				for _, p := range ps {
-					got = append(got, p.Key)
-				}
-			}
-			if strings.Join(got, ",") != strings.Join(tc.keys, ",") {
+			if got := problemKeys(err); strings.Join(got, ",") != strings.Join(tc.keys, ",") {
 				t.Errorf("problems at %v, want %v (%v)", got, tc.keys, err)
 			}
 		})

@@ -78,6 +78,7 @@ func (c *Config) validate() []Problem {
 		v.add("cache.max_bytes", "must be at least 1MiB, not %s", c.Cache.MaxBytes)
 	}
 	c.validateRedis(v)
+	c.validateTelemetry(v)
 	if c.Cache.Key != "" { // empty means the default, user
 		v.oneOf("cache.key", c.Cache.Key, proxy.KeyUser, proxy.KeyAssertion)
 	}

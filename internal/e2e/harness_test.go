@@ -22,6 +22,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/otlptest"
 )
 
 const (
@@ -64,6 +65,9 @@ type env struct {
 	done     chan error
 	// seen holds the answers e.do read, for the secret hygiene check.
 	seen seenAnswers
+	// traces receives the gateway's spans, for the tests of traces and
+	// for the secret hygiene check; nil with options.noTraces.
+	traces *otlptest.Collector
 }
 
 type options struct {
@@ -100,6 +104,11 @@ type options struct {
 	// envOf, when set, adds environment variables that need the running
 	// identity provider (a managed identity endpoint's IDENTITY_ENDPOINT).
 	envOf func(*localidp.Server) map[string]string
+	// noTraces turns off the export of the gateway's spans to a collector
+	// on loopback (telemetry.otlp.endpoint), env.traces.
+	noTraces bool
+	// cacheExtra are further lines under cache:, without the indentation.
+	cacheExtra []string
 }
 
 func start(t *testing.T, o options) *env {
@@ -119,6 +128,12 @@ func start(t *testing.T, o options) *env {
 	t.Cleanup(func() { idp.Close() })
 
 	e := &env{t: t, idp: idp, logs: &syncBuffer{}}
+	telemetry := ""
+	if !o.noTraces {
+		// Started before the gateway, so that it stops after it.
+		e.traces = otlptest.Start(t)
+		telemetry = "telemetry:\n  otlp:\n    endpoint: " + e.traces.URL() + "\n"
+	}
 	if o.secret == "" {
 		o.secret = clientSecret
 	}
@@ -184,6 +199,9 @@ func start(t *testing.T, o options) *env {
 	for _, l := range o.inboundExtra {
 		o.verifiedCacheBytes += "\n  " + l
 	}
+	for _, l := range o.cacheExtra {
+		o.cacheKey += "\n  " + l
+	}
 	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_timeout: 5s
@@ -217,7 +235,7 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1/
     scopes: [%s]
-%s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes)
+%s%s`, authority, o.authorityTimeout, tokenEndpoint, clientID, credential, apiURI, clientID, o.verifiedCacheBytes, o.cacheKey, e.echoURL, echoScope, e.echoURL, echoScope, o.extraRoutes, telemetry)
 	if o.envOf != nil {
 		o.env = maps.Clone(o.env)
 		if o.env == nil {

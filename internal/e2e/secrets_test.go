@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -133,6 +135,9 @@ func (e *env) checkSecretHygiene(configuredSecret string) {
 	for _, l := range findLeaks(secrets, stacks) {
 		t.Errorf("secret hygiene: %s", l)
 	}
+	if e.traces != nil {
+		e.checkTraceHygiene(secrets, handled > 0)
+	}
 	// The check must have had something to check.
 	if len(stacks[0].text) == 0 || e.app != nil && len(stacks) < 2 {
 		t.Error("secret hygiene: no logs or metrics to check")
@@ -141,6 +146,50 @@ func (e *env) checkSecretHygiene(configuredSecret string) {
 		t.Error("secret hygiene: requests were made but the logs checked hold no request line")
 	}
 	t.Logf("secret hygiene: %d secrets checked in %d texts (%d requests)", len(secrets), len(stacks), requests)
+}
+
+// checkTraceHygiene fails the test when one of secrets, or a user's object
+// id, subject or sign-in name from a token A, appears in the protobuf bytes
+// the gateway exported to its collector. Token B is looked for too: the
+// downstream may see it, a span may not. handled says whether requests
+// reached the proxy handler, and so made spans.
+func (e *env) checkTraceHygiene(secrets []secret, handled bool) {
+	t := e.t
+	raw := e.traces.Raw()
+	if len(raw) == 0 {
+		if handled {
+			t.Error("trace hygiene: requests were served but no span was exported")
+		}
+		return
+	}
+	var all []secret
+	for _, s := range secrets {
+		all = append(all, secret{kind: s.kind, value: s.value})
+	}
+	for _, tok := range e.idp.MintedTokens() {
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims map[string]any
+		if err != nil || json.Unmarshal(b, &claims) != nil {
+			continue
+		}
+		for _, c := range []string{"oid", "sub", "upn", "unique_name", "preferred_username"} {
+			if v, ok := claims[c].(string); ok {
+				all = append(all, secret{kind: "user " + c, value: v})
+			}
+		}
+	}
+	stacks := make([]haystack, len(raw))
+	for i, b := range raw {
+		stacks[i] = haystack{name: fmt.Sprintf("exported spans %d", i+1), text: string(b)}
+	}
+	for _, l := range findLeaks(all, stacks) {
+		t.Errorf("trace hygiene: %s", l)
+	}
+	t.Logf("trace hygiene: %d secrets and identities checked in %d exports", len(all), len(raw))
 }
 
 // TestFindLeaks: the hygiene check finds what it looks for, so that the

@@ -1,0 +1,68 @@
+package obo
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Attributes of an exchange's span. None holds a token, a user or the
+// authority's error description (which may name the user).
+const (
+	attrFlow          = attribute.Key("obo_gateway.flow")
+	attrOutcome       = attribute.Key("obo_gateway.outcome")
+	attrError         = attribute.Key("obo_gateway.authority.error")
+	attrErrorCodes    = attribute.Key("obo_gateway.authority.error_codes")
+	attrTraceID       = attribute.Key("obo_gateway.authority.trace_id")
+	attrCorrelationID = attribute.Key("obo_gateway.authority.correlation_id")
+)
+
+// tracerOf returns the tracer of tp, a no-op one when tp is nil.
+func tracerOf(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return tp.Tracer("github.com/obo-gateway/obo-gateway/obo")
+}
+
+// Token performs req. On-Behalf-Of exchanges assertion (token A) for a
+// token for the scopes; a refresh token in the answer is discarded, since
+// the gateway always exchanges token A again. Client credentials ask for an
+// app-only token for scopes of the form "<resource>/.default".
+//
+// Each call is one span of Config.TracerProvider, "exchange", with its
+// flow and outcome and, when the authority refused, its error code, error
+// codes, trace_id and correlation_id.
+func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
+	flow := req.Flow
+	if flow == "" {
+		flow = FlowOnBehalfOf
+	}
+	ctx, span := c.tracer.Start(ctx, "exchange", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrFlow.String(flow)))
+	defer span.End()
+	tok, err := c.token(ctx, req)
+	outcome := Outcome(err)
+	span.SetAttributes(attrOutcome.String(outcome))
+	if err == nil {
+		return tok, nil
+	}
+	var ae *Error
+	if errors.As(err, &ae) {
+		span.SetAttributes(attrError.String(ae.Code), attrTraceID.String(ae.TraceID),
+			attrCorrelationID.String(ae.CorrelationID))
+		if len(ae.ErrorCodes) > 0 {
+			codes := make([]int64, len(ae.ErrorCodes))
+			for i, n := range ae.ErrorCodes {
+				codes[i] = int64(n)
+			}
+			span.SetAttributes(attrErrorCodes.Int64Slice(codes))
+		}
+	}
+	span.SetStatus(codes.Error, outcome)
+	return tok, err
+}
