@@ -33,12 +33,3 @@ type Claims struct {
 // AppOnly reports whether the token was issued to an application acting as
 // itself (no delegated "scp"), which cannot be exchanged on behalf of a user.
 func (c *Claims) AppOnly() bool { return len(c.Scopes) == 0 }
-
-// User returns the pair that identifies the user across tokens: tenant and
-// object id, or issuer and subject when the token carries no oid.
-func (c *Claims) User() (tenant, user string) {
-	if c.ObjectID != "" {
-		return c.TenantID, c.ObjectID
-	}
-	return c.Issuer, c.Subject
-}

@@ -78,8 +78,7 @@ func ExampleValidator_Validate() {
 	if err != nil {
 		panic(err)
 	}
-	tenant, user := c.User()
-	fmt.Println(tenant, user, c.Scopes, c.Version)
+	fmt.Println(c.TenantID, c.ObjectID, c.Scopes, c.Version)
 
 	_, err = v.Validate(ctx, a.sign(map[string]any{"iss": "https://evil.example/", "aud": "api://api-a", "exp": now.Add(time.Hour).Unix()}))
 	fmt.Println(err)

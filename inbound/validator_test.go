@@ -177,17 +177,14 @@ func TestNewValidatorRefusesWeakAlgorithms(t *testing.T) {
 	}
 }
 
-func TestAppOnlyAndUser(t *testing.T) {
+func TestAppOnly(t *testing.T) {
 	c := &Claims{Issuer: "i", Subject: "s", TenantID: "t", ObjectID: "o"}
 	if !c.AppOnly() {
 		t.Error("token without scp is not app-only")
 	}
-	if tn, u := c.User(); tn != "t" || u != "o" {
-		t.Errorf("User() = %s %s", tn, u)
-	}
-	c.ObjectID = ""
-	if tn, u := c.User(); tn != "i" || u != "s" {
-		t.Errorf("User() without oid = %s %s", tn, u)
+	c.Scopes = []string{"access_as_user"}
+	if c.AppOnly() {
+		t.Error("token with scp is app-only")
 	}
 }
 

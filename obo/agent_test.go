@@ -286,7 +286,7 @@ func TestAgentsAndUsersNeverShareTokens(t *testing.T) {
 func TestAgentTenantSelectsTheEndpoint(t *testing.T) {
 	const guest = "9188040d-6c67-4c5b-b112-36a304b66dad"
 	p := newAgentIDP(t, func(o *localidp.Options) { o.GuestTenants = []string{guest} })
-	multi, err := TenantTokenEndpoint(strings.Replace(p.TokenEndpoint(), p.TenantID(), "organizations", 1), "")
+	multi, err := tenantTokenEndpoint(strings.Replace(p.TokenEndpoint(), p.TenantID(), "organizations", 1), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,12 +77,12 @@ func splitTenantEndpoint(endpoint string) *tenantEndpoint {
 	return &tenantEndpoint{prefix: endpoint[:start], suffix: endpoint[start+len(seg):]}
 }
 
-// TenantTokenEndpoint returns the token endpoint of tenant for a
+// tenantTokenEndpoint returns the token endpoint of tenant for a
 // multi-tenant token endpoint (one whose first path segment is "common" or
 // "organizations"), by replacing that segment; any other endpoint is
 // returned unchanged. It fails when tenant is not a tenant id or domain
 // name.
-func TenantTokenEndpoint(endpoint, tenant string) (string, error) {
+func tenantTokenEndpoint(endpoint, tenant string) (string, error) {
 	te := splitTenantEndpoint(endpoint)
 	if te == nil || tenant == "" {
 		return endpoint, nil

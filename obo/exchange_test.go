@@ -29,7 +29,7 @@ func TestTenantTokenEndpoint(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.endpoint+" "+tc.tenant, func(t *testing.T) {
-			got, err := TenantTokenEndpoint(tc.endpoint, tc.tenant)
+			got, err := tenantTokenEndpoint(tc.endpoint, tc.tenant)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -159,10 +159,10 @@ func TestPresentation(t *testing.T) {
 			}
 		})
 	}
-	if b, ok := SAMLAssertion(samlURL); !ok || string(b) != xml {
-		t.Errorf("SAMLAssertion = %q, %v", b, ok)
+	if b, ok := samlAssertion(samlURL); !ok || string(b) != xml {
+		t.Errorf("samlAssertion = %q, %v", b, ok)
 	}
-	if _, ok := SAMLAssertion("eyJ.a.b"); ok {
+	if _, ok := samlAssertion("eyJ.a.b"); ok {
 		t.Error("a JWT taken for a SAML assertion")
 	}
 }

@@ -180,9 +180,9 @@ func tokenContent(token string) []byte {
 	return []byte(token)
 }
 
-// SAMLAssertion returns the XML document of a SAML token as issued by the
+// samlAssertion returns the XML document of a SAML token as issued by the
 // authority (raw or base64(url)-encoded), and whether it is one.
-func SAMLAssertion(token string) ([]byte, bool) {
+func samlAssertion(token string) ([]byte, bool) {
 	b := tokenContent(token)
 	x := bytes.TrimLeft(b, "\ufeff \t\r\n")
 	return b, len(x) > 0 && x[0] == '<'
