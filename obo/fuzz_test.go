@@ -22,7 +22,9 @@ var tokenErrorMessages = regexp.MustCompile(`^obo: (` +
 	`|a lifetime field \(expires_in, ext_expires_in or refresh_in\) is not a number of seconds` +
 	`|not a token response)` +
 	`|token response has no access_token` +
-	`|token response has no positive expires_in)$`)
+	`|token response has no positive expires_in` +
+	`|token response: access_token is not a b64token \(RFC 6750\): it cannot be sent in a header` +
+	`|token response: token_type is not an HTTP token \(RFC 9110\): it cannot be an authentication scheme)$`)
 
 // FuzzParseToken: whatever the authority answers with 200, parseToken does
 // not panic, and it either returns a usable token or fails with a message
