@@ -138,7 +138,9 @@ func (c *Client) AgentToken(ctx context.Context, req AgentRequest) (*Token, erro
 // parameter of the last leg.
 func (c *Client) agentToken(ctx context.Context, endpoint, claims string, req AgentRequest) (*Token, error) {
 	t1, err := c.legToken(ctx, LegBlueprint, endpoint, req.AgentID, func(ctx context.Context) (*Token, error) {
-		return c.blueprintToken(ctx, endpoint, req.AgentID)
+		return c.traced(ctx, req.Flow, LegBlueprint, func(ctx context.Context) (*Token, error) {
+			return c.blueprintToken(ctx, endpoint, req.AgentID)
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -154,8 +156,10 @@ func (c *Client) agentToken(ctx context.Context, endpoint, claims string, req Ag
 		form.Set("requested_token_use", "on_behalf_of")
 	case FlowAgentUser:
 		t2, err := c.legToken(ctx, LegAgentExchange, endpoint, req.AgentID, func(ctx context.Context) (*Token, error) {
-			return c.postAs(ctx, endpoint, req.AgentID, asAgent,
-				url.Values{"grant_type": {GrantClientCredentials}}, []string{AgentExchangeScope})
+			return c.traced(ctx, req.Flow, LegAgentExchange, func(ctx context.Context) (*Token, error) {
+				return c.postAs(ctx, endpoint, req.AgentID, asAgent,
+					url.Values{"grant_type": {GrantClientCredentials}}, []string{AgentExchangeScope})
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -171,7 +175,9 @@ func (c *Client) agentToken(ctx context.Context, endpoint, claims string, req Ag
 	if claims != "" {
 		form.Set("claims", claims)
 	}
-	tok, err := c.postAs(ctx, endpoint, req.AgentID, asAgent, form, req.Scopes)
+	tok, err := c.traced(ctx, req.Flow, "", func(ctx context.Context) (*Token, error) {
+		return c.postAs(ctx, endpoint, req.AgentID, asAgent, form, req.Scopes)
+	})
 	if err != nil {
 		return nil, &AgentLegError{Leg: req.Flow, Err: err}
 	}

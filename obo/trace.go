@@ -15,6 +15,7 @@ import (
 const (
 	attrFlow          = attribute.Key("obo_gateway.flow")
 	attrOutcome       = attribute.Key("obo_gateway.outcome")
+	attrLeg           = attribute.Key("obo_gateway.agent_leg")
 	attrError         = attribute.Key("obo_gateway.authority.error")
 	attrErrorCodes    = attribute.Key("obo_gateway.authority.error_codes")
 	attrTraceID       = attribute.Key("obo_gateway.authority.trace_id")
@@ -42,10 +43,19 @@ func (c *Client) Token(ctx context.Context, req Request) (*Token, error) {
 	if flow == "" {
 		flow = FlowOnBehalfOf
 	}
-	ctx, span := c.tracer.Start(ctx, "exchange", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrFlow.String(flow)))
+	return c.traced(ctx, flow, "", func(ctx context.Context) (*Token, error) { return c.token(ctx, req) })
+}
+
+// traced runs one token request, do, in an "exchange" span of flow and,
+// for an agent flow's intermediate token, its leg.
+func (c *Client) traced(ctx context.Context, flow, leg string, do func(context.Context) (*Token, error)) (*Token, error) {
+	attrs := []attribute.KeyValue{attrFlow.String(flow)}
+	if leg != "" {
+		attrs = append(attrs, attrLeg.String(leg))
+	}
+	ctx, span := c.tracer.Start(ctx, "exchange", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	defer span.End()
-	tok, err := c.token(ctx, req)
+	tok, err := do(ctx)
 	outcome := Outcome(err)
 	span.SetAttributes(attrOutcome.String(outcome))
 	if err == nil {

@@ -7,6 +7,13 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/obo-gateway/obo-gateway/metrics"
 	"github.com/obo-gateway/obo-gateway/proxy"
 )
@@ -23,16 +30,26 @@ type Config struct {
 	Metrics   *metrics.Metrics
 	// Logger receives the request lines RequestLog asks for; nil discards.
 	Logger *slog.Logger
+	// TracerProvider makes the server span of each request, which
+	// continues the caller's W3C trace context; nil means no spans.
+	TracerProvider trace.TracerProvider
 	// RequestLog returns the request-log policy in force (it follows a
 	// reloaded configuration); nil means the zero RequestLog.
 	RequestLog func() proxy.RequestLog
 }
 
+// Span attributes of a token API request.
+const (
+	attrEndpoint = attribute.Key("obo_gateway.token_api.endpoint")
+	attrRoute    = attribute.Key("obo_gateway.route")
+)
+
 // Server is the token API's http.Handler.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg    Config
+	log    *slog.Logger
+	mux    *http.ServeMux
+	tracer trace.Tracer
 }
 
 // The endpoint label values of the token API's metrics.
@@ -50,7 +67,12 @@ const (
 
 // New returns the token API's handler.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
+		tracer: tp.Tracer("github.com/obo-gateway/obo-gateway/tokenapi")}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -86,7 +108,10 @@ func callOf(r *http.Request) *call {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{start: time.Now(), endpoint: endpointNone, route: routeNone}
 	sw := &statusWriter{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := s.tracer.Start(ctx, metrics.Method(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	r = r.WithContext(context.WithValue(ctx, callKey{}, c))
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.problem(sw, r, problem{Status: http.StatusNotFound, Detail: "the token API has no such endpoint"}, "no_endpoint")
 	} else {
@@ -95,6 +120,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	if span.IsRecording() {
+		// No path or query: they hold agent identities and users.
+		span.SetName(metrics.Method(r.Method) + " " + c.endpoint)
+		span.SetAttributes(attrEndpoint.String(c.endpoint), attrRoute.String(c.route),
+			semconv.HTTPResponseStatusCode(status))
+		if status >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
 	}
 	m := s.cfg.Metrics
 	m.TokenAPIRequests.WithLabelValues(c.endpoint, c.route, metrics.StatusClass(status)).Inc()

@@ -30,11 +30,12 @@ func (a *App) listenTokenAPI() error {
 	a.tokenLn = ln
 	a.tokenSrv = &http.Server{
 		Handler: tokenapi.New(tokenapi.Config{
-			Handler:    a.handler.Load,
-			Overrides:  a.tokenAPIOverrides,
-			Metrics:    a.metrics,
-			Logger:     a.log,
-			RequestLog: func() proxy.RequestLog { return a.live.Load().requestLog },
+			Handler:        a.handler.Load,
+			Overrides:      a.tokenAPIOverrides,
+			Metrics:        a.metrics,
+			Logger:         a.log,
+			RequestLog:     func() proxy.RequestLog { return a.live.Load().requestLog },
+			TracerProvider: a.traces.Provider,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

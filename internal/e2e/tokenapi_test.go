@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/otlptest"
 )
 
 // api calls the token API; the answers of errors join those the secret
@@ -273,6 +274,50 @@ func TestTokenAPIFailuresAndConcurrency(t *testing.T) {
 	for leg, n := range before {
 		if got := e.idp.LegRequests(leg) - n; got != 1 {
 			t.Errorf("%s: %d requests for 50 concurrent first requests, want 1", leg, got)
+		}
+	}
+}
+
+// TestTokenAPITraces: a token API request continues the caller's trace in
+// a server span naming the endpoint and route (no path, query, agent or
+// user), and each agent leg it exchanges is an "exchange" child span.
+func TestTokenAPITraces(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50") // ms: export at once
+	e := startAgents(t, options{})
+	path := "/AuthorizationHeaderUnauthenticated/agent-user?AgentIdentity=" + agentA + "&AgentUsername=" + url.QueryEscape(upnA)
+	if a := e.api(http.MethodGet, path, "", nil, "traceparent", "00-"+callerTrace+"-"+callerSpan+"-01"); a.status != http.StatusOK {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	isServer := func(s otlptest.Span) bool { return s.Kind == 2 }
+	spans, ok := e.traces.WaitFor(15*time.Second, func(s []otlptest.Span) bool { return findSpan(s, isServer) != nil })
+	if !ok {
+		t.Fatalf("no server span exported; got %d spans", len(spans))
+	}
+	server := findSpan(spans, isServer)
+	if server.TraceID() != callerTrace || server.Parent() != callerSpan {
+		t.Errorf("server span trace %s parent %s, want the caller's %s and %s", server.TraceID(), server.Parent(), callerTrace, callerSpan)
+	}
+	if server.Name != "GET authorization_header_unauthenticated" {
+		t.Errorf("server span name %q", server.Name)
+	}
+	for k, want := range map[string]string{"obo_gateway.token_api.endpoint": "authorization_header_unauthenticated",
+		"obo_gateway.route": "agent-user", "http.response.status_code": "200"} {
+		if got := server.Attr(k); got != want {
+			t.Errorf("server span %s = %q, want %q", k, got, want)
+		}
+	}
+	legs := map[string]bool{}
+	for _, s := range spans {
+		if s.Name == "exchange" && s.TraceID() == callerTrace {
+			legs[s.Attr("obo_gateway.agent_leg")] = true
+			if s.Attr("obo_gateway.flow") != "agent_user" || s.Attr("obo_gateway.outcome") != "success" {
+				t.Errorf("exchange span flow %q outcome %q", s.Attr("obo_gateway.flow"), s.Attr("obo_gateway.outcome"))
+			}
+		}
+	}
+	for _, leg := range []string{"blueprint", "agent_exchange", ""} {
+		if !legs[leg] {
+			t.Errorf("no exchange span for leg %q in the caller's trace; got %v", leg, legs)
 		}
 	}
 }
