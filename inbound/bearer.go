@@ -45,31 +45,3 @@ func parseBearer(v string) (string, error) {
 	}
 	return tok, nil
 }
-
-// b64tokenChars marks the bytes of RFC 6750's b64token alphabet, "="
-// excepted.
-var b64tokenChars = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-	}
-	return t
-}()
-
-// isB64Token reports whether s matches RFC 6750's
-// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	i := 0
-	for i < len(s) && b64tokenChars[s[i]] {
-		i++
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
-}

@@ -136,7 +136,7 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Claims, string, 
 	if len(raw) > MaxTokenBytes {
 		return nil, "", reject(ReasonMalformed, "token is %d bytes, more than the limit of %d", len(raw), MaxTokenBytes)
 	}
-	if !isB64Token(raw) {
+	if !idshape.IsB64Token(raw) {
 		return nil, "", reject(ReasonMalformed, "bearer token contains characters outside the b64token set")
 	}
 	if strings.IndexByte(raw, '=') >= 0 {
