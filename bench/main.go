@@ -31,9 +31,7 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +41,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,8 +48,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/obo-gateway/obo-gateway/bench/heapstat"
-	"github.com/obo-gateway/obo-gateway/cache"
 	"github.com/obo-gateway/obo-gateway/internal/app"
 	"github.com/obo-gateway/obo-gateway/internal/config"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
@@ -229,75 +224,6 @@ func gatewayWith(idp *localidp.Server, upstream, verifiedCache, requestLog, cach
 	cancel()
 	<-done
 	return nil, nil, fmt.Errorf("gateway not ready")
-}
-
-// roundOrder is the order of a round's phases: order in even rounds,
-// reversed in odd ones, so that phases run next to each other stay next to
-// each other and a machine getting steadily faster or slower during a run
-// favours neither of two compared phases.
-func roundOrder(order []int, round int) []int {
-	if round%2 == 0 {
-		return order
-	}
-	r := slices.Clone(order)
-	slices.Reverse(r)
-	return r
-}
-
-// spread is the median and range of one comparison over the rounds.
-type spread struct{ med, lo, hi float64 }
-
-// paired compares two scenarios round by round with f and returns the
-// median and range of the results.
-func paired(base, other []result, f func(base, other result) float64) spread {
-	v := make([]float64, len(base))
-	for i := range v {
-		v[i] = f(base[i], other[i])
-	}
-	slices.Sort(v)
-	return spread{v[len(v)/2], v[0], v[len(v)-1]}
-}
-
-// throughputRatio is other's requests per second over base's.
-func throughputRatio(base, other result) float64 { return other.rps() / base.rps() }
-
-// cpuRatio is base's CPU per request over other's: other's throughput
-// relative to base's when both have the same CPU (0 without CPU times).
-func cpuRatio(base, other result) float64 {
-	if base.cpu <= 0 || other.cpu <= 0 {
-		return 0
-	}
-	return perRequest(base) / perRequest(other)
-}
-
-// sideBySide drives base and other at once for d, each with its own run of
-// the load generator, and returns both results with the CPU time each
-// server used meanwhile.
-func sideBySide(load *loadGen, base, other *proc, d time.Duration) (result, result, error) {
-	cpuB, cpuO := cpuTime(base.pid()), cpuTime(other.pid())
-	var rb, ro result
-	var errB, errO error
-	var wg sync.WaitGroup
-	wg.Go(func() { rb, errB = load.drive(base.addr+"/api/x", d) })
-	wg.Go(func() { ro, errO = load.drive(other.addr+"/api/x", d) })
-	wg.Wait()
-	if err := errors.Join(errB, errO); err != nil {
-		return result{}, result{}, err
-	}
-	// A failed request is cheap to answer and would flatter its server.
-	if rb.errors > 0 || ro.errors > 0 {
-		return result{}, result{}, fmt.Errorf("%d and %d requests failed", rb.errors, ro.errors)
-	}
-	rb.cpu, ro.cpu = cpuTime(base.pid())-cpuB, cpuTime(other.pid())-cpuO
-	return rb, ro, nil
-}
-
-// addedP99ms is other's p99 latency minus base's, in milliseconds.
-func addedP99ms(base, other result) float64 { return float64(other.p99-base.p99) / 1e6 }
-
-// format prints the spread as "med (lo to hi)" with verb and unit.
-func (s spread) format(verb, unit string) string {
-	return fmt.Sprintf(verb+unit+" ("+verb+" to "+verb+")", s.med, s.lo, s.hi)
 }
 
 func mintTokens(idp *localidp.Server, prefix string, n int) ([]string, error) {
@@ -652,132 +578,6 @@ func benchmark(o options) error {
 		return fmt.Errorf("token API: %w", err)
 	}
 	return memory(idp, o.memUsers)
-}
-
-// refreshAhead runs steady load with 10-second tokens B (usable 5 s,
-// refreshed from 3.75 s) and counts requests that waited for the authority
-// after warm-up.
-func refreshAhead(ctx context.Context, conns int, d time.Duration, upstream string) error {
-	idp, err := localidp.New(localidp.Options{
-		Clients:       []localidp.Client{{ID: clientID, Secret: secret, IdentifierURI: apiURI}},
-		TokenLifetime: 10 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	defer idp.Close()
-	idp.SetLatency(20 * time.Millisecond)
-	gw, stop, err := gateway(idp, upstream, "16MiB")
-	if err != nil {
-		return err
-	}
-	defer stop()
-	const users = 50
-	toks, err := mintTokens(idp, "steady-", users)
-	if err != nil {
-		return err
-	}
-	client := newLoadClient(conns)
-	for i, t := range toks { // warm-up: the first request of each user waits
-		req, _ := http.NewRequest(http.MethodGet, "http://"+gw.Addr()+"/api/x", nil)
-		req.Header.Set("Authorization", "Bearer "+t)
-		res, err := client.Do(req)
-		if err != nil || res.StatusCode != 200 {
-			return fmt.Errorf("warm-up of user %d failed", i)
-		}
-		drain(res.Body)
-		res.Body.Close()
-	}
-	waited := func() float64 {
-		return metric(gw.AdminAddr(), `obo_gateway_cache_lookups_total{result="miss",route="api"}`) +
-			metric(gw.AdminAddr(), `obo_gateway_cache_lookups_total{result="shared",route="api"}`)
-	}
-	before := waited()
-	var limiter atomic.Int64
-	r := run(ctx, client, min(conns, 16), d, func(w, n int) (string, string, bool) {
-		time.Sleep(5 * time.Millisecond) // steady, not saturating
-		return "http://" + gw.Addr() + "/api/x", toks[int(limiter.Add(1))%users], true
-	})
-	fmt.Printf("\nrefresh-ahead: %v of steady load, %d users, tokens B living 10 s (authority latency 20 ms)\n", d, users)
-	fmt.Printf("  requests: %d (%.0f/s), errors: %d, p99 %s\n", r.requests, r.rps(), r.errors, ms(r.p99))
-	fmt.Printf("  refresh-ahead exchanges: %.0f succeeded, %.0f failed\n",
-		metric(gw.AdminAddr(), `obo_gateway_refreshes_total{outcome="success"}`), metric(gw.AdminAddr(), `obo_gateway_refreshes_total{outcome="failure"}`))
-	fmt.Printf("  requests that waited on the authority after warm-up: %.0f   (target 0)\n", waited()-before)
-	return nil
-}
-
-// memory measures the heap cost of cached tokens B.
-func memory(idp *localidp.Server, users int) error {
-	// A real token B from the identity provider gives the token size.
-	tok, err := idp.IssueToken(localidp.UserToken{ObjectID: "sample", Audience: apiURI, Scopes: []string{"access_as_user"}})
-	if err != nil {
-		return err
-	}
-	size := len(tok)
-	c, err := cache.New(cache.Config{MaxBytes: 1 << 30})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	h0 := heapstat.AfterGC()
-	now := time.Now()
-	for i := range users {
-		b := []byte(tok)
-		copy(b[len(b)-12:], fmt.Sprintf("%012d", i)) // distinct strings
-		key := cache.UserKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), nil, "api://bench-upstream/data.read")
-		c.Set(cache.NewEntry(key, string(b), "Bearer", now, now.Add(time.Hour), 0))
-	}
-	h := heapstat.AfterGC()
-	fmt.Printf("\nmemory: %d cached users, token B of %d bytes\n", c.Len(), size)
-	if per, ok := perEntry(h0.Live, h.Live, users); ok {
-		fmt.Printf("  heap per cached token: %.0f bytes = %.2f x the token   (target <= 2; live heap after a collection)\n", per, per/float64(size))
-	} else {
-		fmt.Printf("  heap per cached token: not measurable: the live heap went from %d to %d bytes, the rest of the process moved it more than %d entries did (raise -memory-users)\n", h0.Live, h.Live, users)
-	}
-	if per, ok := perEntry(h0.InUse, h.InUse, users); ok {
-		fmt.Printf("  heap spans in use per cached token: %.0f bytes = %.2f x the token   (also counts free slots the inserts' garbage left)\n", per, per/float64(size))
-	}
-	if per, ok := perEntry(h0.Scan, h.Scan, users); ok {
-		fmt.Printf("  heap every collection scans per cached token: %.0f bytes   (objects holding pointers; the token's bytes are not scanned)\n", per)
-	}
-	fmt.Printf("  bytes charged against cache.max_bytes: %d (%.0f per entry)\n", c.Bytes(), float64(c.Bytes())/float64(users))
-
-	small, err := cache.New(cache.Config{MaxBytes: 8 << 20})
-	if err != nil {
-		return err
-	}
-	defer small.Close()
-	for i := range users {
-		key := cache.UserKey("t", strconv.Itoa(i), nil, "s")
-		small.Set(cache.NewEntry(key, tok, "Bearer", now, now.Add(time.Hour), 0))
-	}
-	fmt.Printf("  cache.max_bytes 8MiB after %d inserts: %d bytes held, %d entries   (bound respected: %v)\n",
-		users, small.Bytes(), small.Len(), small.Bytes() <= 8<<20)
-	return nil
-}
-
-// perEntry is the growth from before to after shared among n entries. It
-// reports false when there is no growth to share: with few entries, memory
-// the rest of the process released in between can outweigh theirs.
-func perEntry(before, after uint64, n int) (float64, bool) {
-	if after <= before || n <= 0 {
-		return 0, false
-	}
-	return float64(after-before) / float64(n), true
-}
-
-// medianP99 returns the round with the median p99 latency.
-func medianP99(rs []result) result {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.p99, b.p99) })
-	return s[len(s)/2]
-}
-
-// median returns the round with the median throughput.
-func median(rs []result) result {
-	s := slices.Clone(rs)
-	slices.SortFunc(s, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
-	return s[len(s)/2]
 }
 
 func freePort() int {

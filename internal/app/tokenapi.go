@@ -2,12 +2,12 @@ package app
 
 import (
 	"fmt"
-	"github.com/obo-gateway/obo-gateway/proxy"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/obo-gateway/obo-gateway/proxy"
 	"github.com/obo-gateway/obo-gateway/tokenapi"
 )
 

@@ -2,13 +2,13 @@ package config
 
 import (
 	"fmt"
-	"github.com/obo-gateway/obo-gateway/obo"
 	"net"
 	"slices"
 	"strings"
 	"unicode"
 
 	"github.com/obo-gateway/obo-gateway/internal/idshape"
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 // Agents configures the agent identities (Microsoft Entra Agent ID) the

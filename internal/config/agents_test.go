@@ -2,11 +2,12 @@ package config
 
 import (
 	"errors"
-	"github.com/obo-gateway/obo-gateway/obo"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/obo-gateway/obo-gateway/obo"
 )
 
 const (
