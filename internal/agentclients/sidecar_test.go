@@ -1,7 +1,6 @@
 package agentclients
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
+	"github.com/obo-gateway/obo-gateway/internal/syncbuf"
 )
 
 // sidecarConfig is the gateway's configuration for SidecarAuthProvider, in
@@ -253,23 +253,8 @@ func freeLoopbackAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// lockedBuffer is a log that the gateway's output and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// lockedBuffer is the log destination the gateway and the test share.
+type lockedBuffer = syncbuf.Buffer
 
 // startGateway runs `obo-gateway serve` with yaml and waits until the
 // token API at tokenAPI answers /healthz; it returns the gateway's log.

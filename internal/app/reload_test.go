@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/obo-gateway/obo-gateway/internal/echo"
 	"github.com/obo-gateway/obo-gateway/internal/localidp"
 	"github.com/obo-gateway/obo-gateway/internal/smallfile"
+	"github.com/obo-gateway/obo-gateway/internal/syncbuf"
 )
 
 const (
@@ -31,23 +30,8 @@ const (
 	reloadAPI      = "api://reload-api"
 )
 
-// syncBuffer is a log destination safe for the App's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the log destination the gateway and the test share.
+type syncBuffer = syncbuf.Buffer
 
 // reloadEnv is a running App serving a configuration file, with the local
 // identity provider and an echo API behind it.
